@@ -1,0 +1,305 @@
+//! Command-line flags. Every flag can also be set through a `STRATA_*` environment variable, so
+//! that a container image is configured the same way as a shell.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration::parse_duration;
+use crate::logging::LogFormat;
+
+/// Strata: a cluster manager that shares machines between schedulers through resource offers.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, propagate_version = true)]
+pub struct Cli {
+    /// How log lines on stderr are written.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "STRATA_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
+    /// Which log lines to keep, as a tracing filter (`info`, `strata_master=debug,info`).
+    #[arg(long, global = true, default_value = "info", env = "STRATA_LOG_LEVEL")]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs a master: tracks agents and frameworks and makes resource offers.
+    Master(MasterFlags),
+    /// Runs an agent: offers this machine's resources and runs tasks in containers.
+    Agent(AgentFlags),
+    /// Runs a master and an agent in one process on 127.0.0.1, for trying Strata out.
+    Dev(DevFlags),
+    /// Runs a command (or a Docker image) as a task on the cluster and streams its output.
+    Run(RunFlags),
+    /// Prints the version of this build and of its wire protocol.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct MasterFlags {
+    /// Address to listen on for agents, frameworks and HTTP.
+    #[arg(long, default_value = "0.0.0.0", env = "STRATA_MASTER_IP")]
+    pub ip: IpAddr,
+
+    /// Port to listen on (the Mesos default).
+    #[arg(long, default_value_t = 5050, env = "STRATA_MASTER_PORT")]
+    pub port: u16,
+
+    /// Address other nodes use to reach this master, when it differs from `--ip`.
+    #[arg(long, env = "STRATA_MASTER_ADVERTISE_IP")]
+    pub advertise_ip: Option<IpAddr>,
+
+    /// Directory for the registry when no etcd is given.
+    #[arg(
+        long,
+        default_value = "/var/lib/strata/master",
+        env = "STRATA_MASTER_WORK_DIR"
+    )]
+    pub work_dir: PathBuf,
+
+    /// etcd endpoints (comma-separated) holding the leader lease and the registry. Without them
+    /// the master runs alone with an in-process lease.
+    #[arg(long, value_delimiter = ',', env = "STRATA_MASTER_ETCD_ENDPOINTS")]
+    pub etcd_endpoints: Vec<String>,
+
+    /// How long to wait for an agent's pong before counting a missed ping.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, env = "STRATA_MASTER_AGENT_PING_TIMEOUT")]
+    pub agent_ping_timeout: Duration,
+
+    /// Missed pings after which an agent is marked unreachable.
+    #[arg(
+        long,
+        default_value_t = 5,
+        env = "STRATA_MASTER_MAX_AGENT_PING_TIMEOUTS"
+    )]
+    pub max_agent_ping_timeouts: u32,
+
+    /// How long an outstanding offer may go unanswered before it is rescinded (never if unset).
+    #[arg(long, value_parser = parse_duration, env = "STRATA_MASTER_OFFER_TIMEOUT")]
+    pub offer_timeout: Option<Duration>,
+
+    /// Time between batch allocation runs.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "STRATA_MASTER_ALLOCATION_INTERVAL")]
+    pub allocation_interval: Duration,
+
+    /// Completed frameworks kept for the state endpoints.
+    #[arg(
+        long,
+        default_value_t = 50,
+        env = "STRATA_MASTER_MAX_COMPLETED_FRAMEWORKS"
+    )]
+    pub max_completed_frameworks: usize,
+
+    /// Completed tasks kept per framework for the state endpoints.
+    #[arg(
+        long,
+        default_value_t = 1000,
+        env = "STRATA_MASTER_MAX_COMPLETED_TASKS_PER_FRAMEWORK"
+    )]
+    pub max_completed_tasks_per_framework: usize,
+
+    /// Largest message body accepted from a peer, in bytes.
+    #[arg(long, default_value_t = strata_protocol::codec::FRAME_LEN_MAX_DEFAULT, env = "STRATA_MASTER_FRAME_LEN_MAX")]
+    pub frame_len_max: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentFlags {
+    /// Masters to register with (`host:port`, comma-separated); the agent follows the leader.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:5050",
+        env = "STRATA_AGENT_MASTER"
+    )]
+    pub master: Vec<String>,
+
+    /// Address to listen on for the master, executors and HTTP.
+    #[arg(long, default_value = "0.0.0.0", env = "STRATA_AGENT_IP")]
+    pub ip: IpAddr,
+
+    /// Port to listen on (the Mesos default).
+    #[arg(long, default_value_t = 5051, env = "STRATA_AGENT_PORT")]
+    pub port: u16,
+
+    /// Address the master and executors use to reach this agent, when it differs from `--ip`.
+    #[arg(long, env = "STRATA_AGENT_ADVERTISE_IP")]
+    pub advertise_ip: Option<IpAddr>,
+
+    /// Directory for sandboxes and checkpoints.
+    #[arg(
+        long,
+        default_value = "/var/lib/strata/agent",
+        env = "STRATA_AGENT_WORK_DIR"
+    )]
+    pub work_dir: PathBuf,
+
+    /// Resources to offer instead of those detected, in Mesos syntax
+    /// (`cpus:4;mem:8192;ports:[31000-32000]`).
+    #[arg(long, env = "STRATA_AGENT_RESOURCES")]
+    pub resources: Option<String>,
+
+    /// Attributes of this machine, `name:value` pairs separated by `;` (`rack:r1;zone:a`).
+    #[arg(long, env = "STRATA_AGENT_ATTRIBUTES")]
+    pub attributes: Option<String>,
+
+    /// Isolation for command tasks: `cgroups` (the default) or `posix` (no limits enforced).
+    #[arg(long, default_value = "cgroups", env = "STRATA_AGENT_ISOLATION")]
+    pub isolation: String,
+
+    /// What to do with executors left from a previous run: `reconnect` or `cleanup`.
+    #[arg(long, default_value = "reconnect", env = "STRATA_AGENT_RECOVER")]
+    pub recover: String,
+
+    /// How long finished sandboxes are kept before garbage collection.
+    #[arg(long, default_value = "1weeks", value_parser = parse_duration, env = "STRATA_AGENT_GC_DELAY")]
+    pub gc_delay: Duration,
+
+    /// How long an executor has to exit after it is told to shut down.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "STRATA_AGENT_EXECUTOR_SHUTDOWN_GRACE_PERIOD")]
+    pub executor_shutdown_grace_period: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DevFlags {
+    /// Directory for the master's registry and the agent's sandboxes (a temporary one if unset).
+    #[arg(long, env = "STRATA_DEV_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Port of the master.
+    #[arg(long, default_value_t = 5050, env = "STRATA_DEV_MASTER_PORT")]
+    pub master_port: u16,
+
+    /// Port of the agent.
+    #[arg(long, default_value_t = 5051, env = "STRATA_DEV_AGENT_PORT")]
+    pub agent_port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct RunFlags {
+    /// Masters to submit to (`host:port`, comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:5050",
+        env = "STRATA_MASTER"
+    )]
+    pub master: Vec<String>,
+
+    /// CPUs for each task.
+    #[arg(long, default_value_t = 0.1, env = "STRATA_RUN_CPUS")]
+    pub cpus: f64,
+
+    /// Memory for each task, in MiB.
+    #[arg(long, default_value_t = 32.0, env = "STRATA_RUN_MEM")]
+    pub mem: f64,
+
+    /// Disk for each task, in MiB.
+    #[arg(long, default_value_t = 0.0, env = "STRATA_RUN_DISK")]
+    pub disk: f64,
+
+    /// Role to run the tasks under.
+    #[arg(long, default_value = "*", env = "STRATA_RUN_ROLE")]
+    pub role: String,
+
+    /// Environment variables for the task, `NAME=value` (repeatable).
+    #[arg(
+        long = "env",
+        value_name = "NAME=VALUE",
+        env = "STRATA_RUN_ENV",
+        value_delimiter = ','
+    )]
+    pub envs: Vec<String>,
+
+    /// How many copies of the task to run.
+    #[arg(long, default_value_t = 1, env = "STRATA_RUN_INSTANCES")]
+    pub instances: u32,
+
+    /// Docker image to run the command in.
+    #[arg(long, env = "STRATA_RUN_DOCKER_IMAGE")]
+    pub docker_image: Option<String>,
+
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Operators configure containers through the environment, so a flag without a `STRATA_*`
+    /// variable is a flag they cannot set there.
+    #[test]
+    fn every_flag_has_a_strata_env_var() {
+        fn visit(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_positional() || id == "help" || id == "version" {
+                    continue;
+                }
+                match arg.get_env().and_then(|env| env.to_str()) {
+                    Some(env) if env.starts_with("STRATA_") => {}
+                    _ => missing.push(format!("{path} --{id}")),
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                visit(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        visit(&Cli::command(), "strata", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "flags without a STRATA_ variable: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn master_defaults_are_the_mesos_ones() {
+        let cli = Cli::try_parse_from(["strata", "master"]).unwrap();
+        let Command::Master(flags) = cli.command else {
+            panic!("not master")
+        };
+        assert_eq!(flags.port, 5050);
+        assert_eq!(flags.agent_ping_timeout, Duration::from_secs(15));
+        assert_eq!(flags.max_agent_ping_timeouts, 5);
+        assert_eq!(flags.offer_timeout, None);
+    }
+
+    #[test]
+    fn run_takes_the_command_after_flags() {
+        let cli = Cli::try_parse_from(["strata", "run", "--cpus", "0.5", "--", "echo", "-n", "hi"])
+            .unwrap();
+        let Command::Run(flags) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(flags.cpus, 0.5);
+        assert_eq!(flags.command, ["echo", "-n", "hi"]);
+    }
+
+    #[test]
+    fn bad_durations_are_refused_with_a_reason() {
+        let err = Cli::try_parse_from(["strata", "master", "--agent-ping-timeout", "15"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no unit"), "{err}");
+    }
+}
