@@ -403,6 +403,19 @@ impl Resource {
     }
 }
 
+impl fmt::Display for Resource {
+    /// Prints a valid resource as [`Resources`] does, and an invalid one as its JSON.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Resources::try_from(self.clone()) {
+            Ok(resources) => write!(f, "{resources}"),
+            Err(_) => {
+                let json = serde_json::to_string(self).map_err(|_| fmt::Error)?;
+                f.write_str(&json)
+            }
+        }
+    }
+}
+
 /// A JSON value compared by its canonical text (object keys sorted), so that it can be part of
 /// an ordered identity.
 #[derive(Debug, Clone)]
@@ -736,6 +749,25 @@ impl Resources {
         })
     }
 
+    /// Returns the resources reserved to `role` or to any role below it (`a`, `a/b`, ... for
+    /// `a`), as quota and the sorters count a role's subtree.
+    pub fn reserved_to_role_subtree(&self, role: &str) -> Resources {
+        self.filter_entries(|identity, _| {
+            let reserved_role = identity.reservation_role();
+            !identity.reservations.is_empty()
+                && (reserved_role == role || is_strict_subrole_of(reserved_role, role))
+        })
+    }
+
+    /// Returns the resources allocated to `role` or to any role below it.
+    pub fn allocated_to_role_subtree(&self, role: &str) -> Resources {
+        self.filter_entries(|identity, _| {
+            identity
+                .allocation_role()
+                .is_some_and(|allocated| allocated == role || is_strict_subrole_of(allocated, role))
+        })
+    }
+
     /// Returns the reserved resources grouped by the role they are reserved to.
     pub fn reservations(&self) -> BTreeMap<String, Resources> {
         self.group_by(|identity| {
@@ -757,6 +789,40 @@ impl Resources {
     /// Returns the resources that cannot be revoked.
     pub fn non_revocable(&self) -> Resources {
         self.filter_entries(|identity, _| identity.revocable.is_none())
+    }
+
+    /// Checks what only the operator may set at agent start, as Mesos does for `--resources`:
+    /// no dynamic reservations, allocations, revocable resources or persistent volumes, which
+    /// only operations and the master create.
+    pub fn validate_agent_resources(&self) -> Result<(), ResourcesError> {
+        for identity in self.entries.keys() {
+            let invalid = |reason: &'static str| ResourcesError::InvalidMetadata {
+                name: identity.name.clone(),
+                reason,
+            };
+            let dynamic = Some(ReservationType::Dynamic);
+            if identity
+                .reservations
+                .iter()
+                .any(|r| r.reservation_type == dynamic)
+            {
+                return Err(invalid("agents cannot start with dynamic reservations"));
+            }
+            if identity.allocation_info.is_some() {
+                return Err(invalid("agents cannot start with allocated resources"));
+            }
+            if identity.revocable.is_some() {
+                return Err(invalid("agents cannot start with revocable resources"));
+            }
+            let is_volume = identity
+                .disk
+                .as_ref()
+                .is_some_and(|disk| disk.value.get("persistence").is_some());
+            if is_volume {
+                return Err(invalid("agents cannot start with persistent volumes"));
+            }
+        }
+        Ok(())
     }
 
     /// Returns the scalar resources.

@@ -273,6 +273,24 @@ fn reserved_filters_by_exact_role() {
 }
 
 #[test]
+fn role_subtrees_include_descendants_only() {
+    let mut agent = res("cpus:1");
+    for role in ["a", "a/b", "ab", "b"] {
+        agent += Resources::parse("cpus:1", role).unwrap();
+    }
+    let subtree = agent.reserved_to_role_subtree("a");
+    assert_eq!(subtree, agent.reserved("a") + agent.reserved("a/b"));
+    let mut allocated = Resources::new();
+    for role in ["a", "a/b", "ab"] {
+        let mut part = Resources::parse("mem:1", role).unwrap();
+        part.allocate(role);
+        allocated += part;
+    }
+    assert_eq!(allocated.allocated_to_role_subtree("a").mem(), Some(2.0));
+    assert_eq!(allocated.allocated_to_role_subtree("a/b").mem(), Some(1.0));
+}
+
+#[test]
 fn flatten_drops_reservations_and_merges() {
     let agent = res("cpus:1") + Resources::parse("cpus:2;mem:3", "a").unwrap();
     let flat = agent.flatten();
@@ -631,6 +649,42 @@ fn display_falls_back_to_json_for_what_text_cannot_say() {
     assert_eq!(
         Resources::parse(&odd_item.to_string(), "*").unwrap(),
         odd_item
+    );
+}
+
+#[test]
+fn agent_resources_must_be_static() {
+    assert_eq!(res("cpus:1;ports:[1-2]").validate_agent_resources(), Ok(()));
+    assert_eq!(
+        Resources::parse("cpus:1", "ops")
+            .unwrap()
+            .validate_agent_resources(),
+        Ok(())
+    );
+    let reserved = res("cpus:1").push_reservation(&dynamic("web")).unwrap();
+    assert_eq!(
+        reserved.validate_agent_resources().unwrap_err().to_string(),
+        "invalid resource 'cpus': agents cannot start with dynamic reservations"
+    );
+    let mut allocated = res("cpus:1");
+    allocated.allocate("web");
+    assert!(allocated.validate_agent_resources().is_err());
+    let volume = Resource {
+        disk: Some(serde_json::json!({"persistence": {"id": "v1"}})),
+        ..Resource::new_scalar("disk", 1.0)
+    };
+    assert!(single(volume).validate_agent_resources().is_err());
+}
+
+#[test]
+fn a_single_resource_displays_like_resources() {
+    let ports = Resource::new_ranges("ports", [(1, 2)])
+        .with_reservation(ReservationInfo::new_static("ops"));
+    assert_eq!(ports.to_string(), "ports(ops):[1-2]");
+    let invalid = Resource::new_scalar("cpus", -1.0);
+    assert_eq!(
+        invalid.to_string(),
+        r#"{"name":"cpus","type":"SCALAR","scalar":{"value":-1.0}}"#
     );
 }
 
