@@ -75,7 +75,7 @@ pub struct Update {
 
 /// Opaque data between an executor and its framework: the payload of the MESSAGE call and of the
 /// MESSAGE event, which have the same shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Message {
     pub data: Bytes,
 }
@@ -218,7 +218,7 @@ pub struct LaunchGroup {
 }
 
 /// The payload of KILL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Kill {
     pub task_id: TaskId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,14 +226,14 @@ pub struct Kill {
 }
 
 /// The payload of ACKNOWLEDGED: the update with this `uuid` reached the framework.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Acknowledged {
     pub task_id: TaskId,
     pub uuid: Bytes,
 }
 
 /// The payload of ERROR.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Error {
     pub message: String,
 }

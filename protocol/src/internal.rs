@@ -16,13 +16,13 @@ use crate::mesos::{
 use crate::resources::Resource;
 
 /// A liveness probe. The master pings each agent; any node may ping another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ping {
     pub seq: u64,
 }
 
 /// The answer to a [`Ping`], echoing its sequence number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Pong {
     pub seq: u64,
 }
@@ -88,7 +88,7 @@ pub struct AgentReregistered {
 
 /// Sent by an agent that is shutting down for good (not restarting), so the master can remove it
 /// at once instead of waiting for ping timeouts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UnregisterAgent {
     pub agent_id: AgentId,
 }
@@ -115,7 +115,7 @@ pub struct RunTaskGroup {
 /// Sent by the master to an agent when a framework KILLs a task, or when the master kills it
 /// itself (framework removed). Killing a task that is already gone is a no-op on the agent, apart
 /// from a TASK_LOST or TASK_DROPPED update if it never heard of the task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KillTask {
     pub framework_id: FrameworkId,
     pub task_id: TaskId,
@@ -146,7 +146,7 @@ pub struct StatusUpdate {
 
 /// Sent by the master to an agent when a framework ACKNOWLEDGEs an update, so the agent's
 /// status-update manager can forget it and send the task's next update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StatusUpdateAcknowledgement {
     pub agent_id: AgentId,
     pub framework_id: FrameworkId,
@@ -156,7 +156,7 @@ pub struct StatusUpdateAcknowledgement {
 
 /// Sent by the master to an agent that it has removed (marked gone, or unreachable and then
 /// reregistering after removal), telling it to kill everything and exit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ShutdownAgent {
     /// Why, for the agent's log.
     pub message: String,
@@ -164,13 +164,13 @@ pub struct ShutdownAgent {
 
 /// Sent by the master to every agent running a framework's executors when the framework is torn
 /// down or its failover timeout expires: kill all its tasks and executors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ShutdownFramework {
     pub framework_id: FrameworkId,
 }
 
 /// Sent by the master to an agent when a framework sends SHUTDOWN for one of its executors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ShutdownExecutor {
     pub framework_id: FrameworkId,
     pub executor_id: ExecutorId,
@@ -178,7 +178,7 @@ pub struct ShutdownExecutor {
 
 /// Sent by the master to an agent to relay a framework's MESSAGE call to an executor. Delivery is
 /// best effort: nothing retries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FrameworkToExecutor {
     pub agent_id: AgentId,
     pub framework_id: FrameworkId,
@@ -188,7 +188,7 @@ pub struct FrameworkToExecutor {
 
 /// Sent by an agent to the master to relay an executor's MESSAGE call to its framework. Delivery
 /// is best effort.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ExecutorToFramework {
     pub agent_id: AgentId,
     pub framework_id: FrameworkId,
@@ -198,7 +198,7 @@ pub struct ExecutorToFramework {
 
 /// Sent by an agent to the master when an executor process has exited; the master tells the
 /// framework with a FAILURE event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ExitedExecutor {
     pub agent_id: AgentId,
     pub framework_id: FrameworkId,
@@ -239,7 +239,7 @@ pub struct ReconcileTasks {
 
 /// Sent by the master to an agent when the operator drains it: kill every task, within the grace
 /// period, and accept no new ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DrainAgent {
     pub config: DrainConfig,
 }

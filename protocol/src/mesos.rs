@@ -51,7 +51,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 ///
 /// Human-readable formats (JSON) carry it as a base64 string, as Mesos does; binary formats
 /// (MessagePack) carry the raw bytes as a `bin`, which is a third smaller and needs no decoding.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bytes(pub Vec<u8>);
 
 impl Bytes {
@@ -222,7 +222,7 @@ pub(crate) fn union_payload<T>(
 // ---------------------------------------------------------------------------------------------
 
 /// One key/value label.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Label {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,7 +230,7 @@ pub struct Label {
 }
 
 /// A list of labels, as Mesos's `Labels` (`{"labels": [...]}`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Labels {
     #[serde(default)]
     pub labels: Vec<Label>,
@@ -238,7 +238,7 @@ pub struct Labels {
 
 /// A point in time, in nanoseconds since the Unix epoch.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 pub struct TimeInfo {
     pub nanoseconds: i64,
@@ -247,7 +247,7 @@ pub struct TimeInfo {
 /// A length of time in nanoseconds. Negative values are representable because the proto allows
 /// them; validation refuses them where they make no sense.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 pub struct DurationInfo {
     pub nanoseconds: i64,
@@ -293,7 +293,7 @@ pub struct Url {
 }
 
 /// A key/value pair, such as a `docker run` option.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Parameter {
     pub key: String,
     pub value: String,
@@ -307,7 +307,7 @@ pub struct Parameters {
 }
 
 /// The text value of an attribute (`Value.Text`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Text {
     pub value: String,
 }
@@ -422,7 +422,7 @@ impl From<FrameworkCapabilityType> for FrameworkCapability {
 /// The capabilities a framework can declare. They change what the master sends it: for example
 /// TASK_KILLING is only sent to frameworks with `TaskKillingState`, and the partition states
 /// (UNREACHABLE, GONE...) only to `PartitionAware` ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FrameworkCapabilityType {
     RevocableResources,
@@ -464,7 +464,7 @@ pub struct ResourceQuantities {
 // ---------------------------------------------------------------------------------------------
 
 /// Describes the leading master; sent to frameworks in SUBSCRIBED.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MasterInfo {
     pub id: String,
     /// The IPv4 address packed in network order, kept for old clients; `address` is the real one.
@@ -492,7 +492,7 @@ pub struct MasterCapability {
 }
 
 /// The capabilities a master can advertise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MasterCapabilityType {
     AgentUpdate,
@@ -544,7 +544,7 @@ impl From<AgentCapabilityType> for AgentCapability {
 }
 
 /// The capabilities an agent can advertise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AgentCapabilityType {
     MultiRole,
@@ -927,7 +927,7 @@ pub struct Task {
 /// The partition states (DROPPED, UNREACHABLE, GONE, GONE_BY_OPERATOR, UNKNOWN) are only sent to
 /// frameworks with the PARTITION_AWARE capability; others get TASK_LOST instead. TASK_KILLING is
 /// only sent to frameworks with TASK_KILLING_STATE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TaskState {
     /// Accepted by the master, not yet started on the agent.
     #[serde(rename = "TASK_STAGING")]
@@ -1100,7 +1100,7 @@ impl TaskStatus {
 }
 
 /// Who generated a status update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TaskStatusSource {
     #[serde(rename = "SOURCE_MASTER")]
     Master,
@@ -1111,7 +1111,7 @@ pub enum TaskStatusSource {
 }
 
 /// Why a task changed state, as Mesos enumerates it (`docs/task-state-reasons.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskStatusReason {
     ReasonCommandExecutorFailed,
@@ -1201,7 +1201,7 @@ pub struct TaskResourceLimitation {
 }
 
 /// What the agent knows about the container a task runs in.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContainerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<ContainerId>,
@@ -1219,7 +1219,7 @@ pub struct ContainerStatus {
 ///
 /// With `shell` true (the default) `value` is run by `/bin/sh -c` and `arguments` are ignored;
 /// with `shell` false `value` is the executable and `arguments` its argv, `argv[0]` included.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CommandInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uris: Vec<CommandUri>,
@@ -1284,14 +1284,14 @@ impl CommandUri {
 }
 
 /// Environment variables for a command.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Environment {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variables: Vec<EnvironmentVariable>,
 }
 
 /// One environment variable, given by value or by secret (`Environment.Variable`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EnvironmentVariable {
     pub name: String,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -1329,7 +1329,7 @@ pub enum VariableType {
 }
 
 /// A secret, given by reference to a secret store or by value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Secret {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub secret_type: Option<SecretType>,
@@ -1349,7 +1349,7 @@ pub enum SecretType {
 }
 
 /// A secret in a secret store, by name and optional key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SecretReference {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1357,7 +1357,7 @@ pub struct SecretReference {
 }
 
 /// A secret given inline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SecretValue {
     pub data: Bytes,
 }
@@ -1367,7 +1367,7 @@ pub struct SecretValue {
 // ---------------------------------------------------------------------------------------------
 
 /// How a task or executor is containerised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContainerInfo {
     #[serde(rename = "type")]
     pub container_type: ContainerType,
@@ -1392,7 +1392,7 @@ pub enum ContainerType {
 }
 
 /// A container run by the Docker containerizer (`ContainerInfo.DockerInfo`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DockerInfo {
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1442,14 +1442,14 @@ pub struct PortMapping {
 }
 
 /// A container run by the Mesos containerizer, optionally from an image.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MesosInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Image>,
 }
 
 /// A container image for the Mesos containerizer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Image {
     #[serde(rename = "type")]
     pub image_type: ImageType,
@@ -1477,7 +1477,7 @@ pub enum ImageType {
 }
 
 /// An appc image (`Image.Appc`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AppcImage {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1487,7 +1487,7 @@ pub struct AppcImage {
 }
 
 /// A Docker image for the Mesos containerizer (`Image.Docker`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DockerImage {
     pub name: String,
     /// Registry credentials, as a Docker config file held in a secret.
@@ -1497,7 +1497,7 @@ pub struct DockerImage {
 
 /// A path mounted into a container. Only host paths and images are modelled; the `source` forms
 /// (Docker volumes, sandbox paths, secrets, CSI) are not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Volume {
     pub mode: VolumeMode,
     pub container_path: String,
@@ -1516,7 +1516,7 @@ pub enum VolumeMode {
 }
 
 /// A network a container joins.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NetworkInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_addresses: Vec<IpAddress>,
@@ -1531,7 +1531,7 @@ pub struct NetworkInfo {
 }
 
 /// An IP address requested for or assigned to a container (`NetworkInfo.IPAddress`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IpAddress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<NetworkProtocol>,
@@ -1666,7 +1666,7 @@ pub enum CheckType {
 }
 
 /// An HTTP health check: a GET that passes on a 2xx or 3xx answer, or on one of `statuses`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HttpCheckInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<NetworkProtocol>,
@@ -1680,7 +1680,7 @@ pub struct HttpCheckInfo {
 }
 
 /// A TCP health check: passes when a connection can be opened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TcpCheckInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<NetworkProtocol>,
@@ -1724,13 +1724,13 @@ impl CheckInfo {
 }
 
 /// A command check (`CheckInfo.Command`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckCommand {
     pub command: CommandInfo,
 }
 
 /// An HTTP check (`CheckInfo.Http`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckHttp {
     pub port: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1738,13 +1738,13 @@ pub struct CheckHttp {
 }
 
 /// A TCP check (`CheckInfo.Tcp`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckTcp {
     pub port: u32,
 }
 
 /// The latest result of a [`CheckInfo`] check.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckStatusInfo {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub check_type: Option<CheckType>,
@@ -1757,28 +1757,28 @@ pub struct CheckStatusInfo {
 }
 
 /// The exit code of a command check; unset while no check has finished.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckStatusCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
 }
 
 /// The status code of an HTTP check; unset while no check has finished.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckStatusHttp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u32>,
 }
 
 /// Whether a TCP check connected; unset while no check has finished.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckStatusTcp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succeeded: Option<bool>,
 }
 
 /// How a task or executor can be found by service discovery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DiscoveryInfo {
     pub visibility: DiscoveryVisibility,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1805,14 +1805,14 @@ pub enum DiscoveryVisibility {
 }
 
 /// A list of named ports, as Mesos's `Ports` (`{"ports": [...]}`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ports {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
 }
 
 /// A port a task listens on, for service discovery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Port {
     pub number: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

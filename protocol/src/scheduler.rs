@@ -122,14 +122,14 @@ pub struct Decline {
 
 /// The payload of REVIVE: roles to unsuppress and clear the filters of. No roles means every
 /// role of the framework; such a REVIVE is written without its `revive` object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Revive {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
 }
 
 /// The payload of KILL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Kill {
     pub task_id: TaskId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,14 +140,14 @@ pub struct Kill {
 }
 
 /// The payload of SHUTDOWN: stop one custom executor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Shutdown {
     pub executor_id: ExecutorId,
     pub agent_id: AgentId,
 }
 
 /// The payload of ACKNOWLEDGE: the framework has handled the status update with this `uuid`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Acknowledge {
     pub agent_id: AgentId,
     pub task_id: TaskId,
@@ -156,14 +156,14 @@ pub struct Acknowledge {
 
 /// The payload of RECONCILE. Listing no tasks asks for implicit reconciliation: the state of
 /// every task the master knows for the framework.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Reconcile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<ReconcileTask>,
 }
 
 /// One task to reconcile (`Call.Reconcile.Task`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ReconcileTask {
     pub task_id: TaskId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,7 +172,7 @@ pub struct ReconcileTask {
 
 /// Opaque data between a framework and one of its executors: the payload of the MESSAGE call
 /// and of the MESSAGE event, which have the same shape. Delivery is best effort.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Message {
     pub agent_id: AgentId,
     pub executor_id: ExecutorId,
@@ -188,7 +188,7 @@ pub struct Request {
 
 /// The payload of SUPPRESS: roles to stop offering to. No roles means every role of the
 /// framework; such a SUPPRESS is written without its `suppress` object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Suppress {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
@@ -406,7 +406,7 @@ pub struct Offers {
 }
 
 /// The payload of RESCIND.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rescind {
     pub offer_id: OfferId,
 }
@@ -419,7 +419,7 @@ pub struct Update {
 
 /// The payload of FAILURE: an agent was removed (only `agent_id` set), or an executor exited
 /// (`executor_id` and its exit `status` set too).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Failure {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<AgentId>,
@@ -430,7 +430,7 @@ pub struct Failure {
 }
 
 /// The payload of ERROR.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Error {
     pub message: String,
 }

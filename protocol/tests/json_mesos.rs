@@ -735,5 +735,53 @@ proptest! {
     #[test]
     fn envelopes_round_trip_through_msgpack(envelope in common::arbitrary::arb_envelope()) {
         prop_assert_eq!(&msgpack_round_trip(&envelope), &envelope);
+        // The strategies promise envelopes that fit the default frame size and depth limits.
+        let codec = strata_protocol::FrameCodec::new();
+        let frame = codec.encode_to_vec(&envelope).unwrap();
+        prop_assert_eq!(codec.check(&frame), Ok(frame.len()));
     }
+}
+
+/// Draws `n` values from `strategy` and returns the set of names `name_of` gives them.
+fn names_drawn<S: Strategy>(
+    strategy: S,
+    n: usize,
+    name_of: impl Fn(&S::Value) -> &'static str,
+) -> std::collections::BTreeSet<&'static str> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    (0..n)
+        .map(|_| name_of(&strategy.new_tree(&mut runner).unwrap().current()))
+        .collect()
+}
+
+/// The shared strategies reach every variant, so property tests built on them exercise all of
+/// them.
+#[test]
+fn strategies_cover_every_variant() {
+    use common::arbitrary::*;
+    let calls = names_drawn(arb_scheduler_call(), 400, |call| call.body.type_name());
+    assert_eq!(calls.len(), 13, "{calls:?}");
+    let events = names_drawn(arb_scheduler_event(), 300, scheduler::Event::type_name);
+    assert_eq!(events.len(), 8, "{events:?}");
+    let calls = names_drawn(arb_executor_call(), 200, |call| call.body.type_name());
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    let events = names_drawn(arb_executor_event(), 300, executor::Event::type_name);
+    assert_eq!(events.len(), 9, "{events:?}");
+    let internal = names_drawn(
+        arb_internal(),
+        600,
+        strata_protocol::internal::Message::name,
+    );
+    assert_eq!(internal.len(), 22, "{internal:?}");
+    let operations = names_drawn(arb_operation(), 200, |operation| operation.body.type_name());
+    assert_eq!(operations.len(), 6, "{operations:?}");
+    let bodies = names_drawn(arb_envelope(), 200, |envelope| match envelope.body {
+        strata_protocol::Body::SchedulerCall(_) => "SchedulerCall",
+        strata_protocol::Body::SchedulerEvent(_) => "SchedulerEvent",
+        strata_protocol::Body::ExecutorCall(_) => "ExecutorCall",
+        strata_protocol::Body::ExecutorEvent(_) => "ExecutorEvent",
+        strata_protocol::Body::Internal(_) => "Internal",
+    });
+    assert_eq!(bodies.len(), 5, "{bodies:?}");
 }
