@@ -785,3 +785,129 @@ fn strategies_cover_every_variant() {
     });
     assert_eq!(bodies.len(), 5, "{bodies:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots of values built in Rust, so the serialised form (field names, order, base64,
+// omitted defaults) is pinned down from the Rust side too. Refresh with `UPDATE_EXPECT=1`.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn built_accept_serialises_in_mesos_form() {
+    use strata_protocol::mesos::{CommandInfo, Filters, Launch, Operation, TaskInfo};
+    use strata_protocol::{AgentId, FrameworkId, OfferId, Resource, TaskId};
+
+    let cpus: Resource = serde_json::from_value(serde_json::json!({
+        "name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}
+    }))
+    .unwrap();
+    let task = TaskInfo {
+        name: "hello".into(),
+        task_id: TaskId::new("hello-1").unwrap(),
+        agent_id: AgentId::new("a-S0").unwrap(),
+        resources: vec![cpus],
+        executor: None,
+        command: Some(CommandInfo::from_shell("echo hello")),
+        container: None,
+        health_check: None,
+        check: None,
+        kill_policy: None,
+        data: Some(Bytes::new(b"\x00\xffhi".to_vec())),
+        labels: None,
+        discovery: None,
+        max_completion_time: None,
+        limits: Default::default(),
+    };
+    let call = scheduler::Call::new(
+        FrameworkId::new("fw-1").unwrap(),
+        scheduler::CallBody::Accept(scheduler::Accept {
+            offer_ids: vec![OfferId::new("o-1").unwrap()],
+            operations: vec![Operation::from(OperationBody::Launch(Launch {
+                task_infos: vec![task],
+            }))],
+            filters: Some(Filters {
+                refuse_seconds: Some(0.0),
+            }),
+        }),
+    );
+    expect_test::expect![[r#"
+        {
+          "framework_id": {
+            "value": "fw-1"
+          },
+          "type": "ACCEPT",
+          "accept": {
+            "offer_ids": [
+              {
+                "value": "o-1"
+              }
+            ],
+            "operations": [
+              {
+                "type": "LAUNCH",
+                "launch": {
+                  "task_infos": [
+                    {
+                      "name": "hello",
+                      "task_id": {
+                        "value": "hello-1"
+                      },
+                      "agent_id": {
+                        "value": "a-S0"
+                      },
+                      "resources": [
+                        {
+                          "name": "cpus",
+                          "type": "SCALAR",
+                          "scalar": {
+                            "value": 0.5
+                          }
+                        }
+                      ],
+                      "command": {
+                        "shell": true,
+                        "value": "echo hello"
+                      },
+                      "data": "AP9oaQ=="
+                    }
+                  ]
+                }
+              }
+            ],
+            "filters": {
+              "refuse_seconds": 0.0
+            }
+          }
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&call).unwrap());
+}
+
+#[test]
+fn built_update_event_serialises_in_mesos_form() {
+    use strata_protocol::{AgentId, TaskId};
+
+    let mut status = TaskStatus::new(TaskId::new("hello-1").unwrap(), TaskState::Killed);
+    status.source = Some(TaskStatusSource::Agent);
+    status.reason = Some(TaskStatusReason::ReasonTaskKilledDuringLaunch);
+    status.agent_id = Some(AgentId::new("a-S0").unwrap());
+    status.uuid = Some(Bytes::new((0u8..16).collect::<Vec<_>>()));
+    let event = scheduler::Event::Update(scheduler::Update { status });
+    expect_test::expect![[r#"
+        {
+          "type": "UPDATE",
+          "update": {
+            "status": {
+              "task_id": {
+                "value": "hello-1"
+              },
+              "state": "TASK_KILLED",
+              "source": "SOURCE_AGENT",
+              "reason": "REASON_TASK_KILLED_DURING_LAUNCH",
+              "agent_id": {
+                "value": "a-S0"
+              },
+              "uuid": "AAECAwQFBgcICQoLDA0ODw=="
+            }
+          }
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&event).unwrap());
+}
