@@ -11,6 +11,7 @@
 //! The inverse-offer and operation-feedback calls and events are not implemented; decoding one
 //! gives an "is not supported" error.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer};
@@ -97,6 +98,8 @@ pub struct Subscribe {
     /// Roles that get no offers until revived.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suppressed_roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_constraints: Option<OfferConstraints>,
 }
 
 /// The payload of ACCEPT: operations to apply to offered resources. Offered resources that the
@@ -201,6 +204,86 @@ pub struct UpdateFramework {
     pub framework_info: FrameworkInfo,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suppressed_roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_constraints: Option<OfferConstraints>,
+}
+
+/// Conditions on agent attributes that an offer must meet, per role, set at SUBSCRIBE or
+/// UPDATE_FRAMEWORK. An agent qualifies for a role when every constraint of at least one group
+/// holds. The allocator does not apply them yet; they are kept so that they can be echoed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OfferConstraints {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub role_constraints: BTreeMap<String, RoleConstraints>,
+}
+
+/// The constraint groups of one role (`OfferConstraints.RoleConstraints`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RoleConstraints {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<ConstraintGroup>,
+}
+
+/// Constraints that must all hold (`OfferConstraints.RoleConstraints.Group`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConstraintGroup {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_constraints: Vec<AttributeConstraint>,
+}
+
+/// A predicate on one attribute, or pseudo-attribute, of an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttributeConstraint {
+    pub selector: AttributeSelector,
+    pub predicate: AttributePredicate,
+}
+
+/// Which attribute a constraint looks at. The proto's `oneof` has the same JSON form as serde's
+/// externally tagged enum: `{"attribute_name": "rack"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeSelector {
+    PseudoattributeType(PseudoattributeType),
+    AttributeName(String),
+}
+
+/// Properties of an agent that constraints can select although they are not attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PseudoattributeType {
+    Unknown,
+    Hostname,
+    Region,
+    Zone,
+}
+
+/// What a constraint requires of the selected attribute. `exists` and `not_exists` carry an
+/// empty object in JSON (`{"exists": {}}`), hence the [`Empty`] payloads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributePredicate {
+    Exists(Empty),
+    NotExists(Empty),
+    TextEquals(TextValue),
+    TextNotEquals(TextValue),
+    TextMatches(TextRegex),
+    TextNotMatches(TextRegex),
+}
+
+/// An empty proto message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// The text an attribute must (or must not) equal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TextValue {
+    pub value: String,
+}
+
+/// The regular expression an attribute must (or must not) match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TextRegex {
+    pub regex: String,
 }
 
 /// The JSON shape of a [`Call`], with every payload optional.

@@ -113,6 +113,32 @@ fn subscribe_call() {
         .unwrap();
     assert_eq!(quantities.quantities[0].quantities["mem"].value, 256.0);
     assert_eq!(subscribe.suppressed_roles, ["etl/backfill"]);
+    let groups = &subscribe
+        .offer_constraints
+        .as_ref()
+        .unwrap()
+        .role_constraints["etl"]
+        .groups;
+    assert_eq!(groups.len(), 2);
+    let rack = &groups[0].attribute_constraints[0];
+    assert_eq!(
+        rack.selector,
+        scheduler::AttributeSelector::AttributeName("rack".into())
+    );
+    assert_eq!(
+        rack.predicate,
+        scheduler::AttributePredicate::TextMatches(scheduler::TextRegex {
+            regex: "r1[0-9]".into()
+        })
+    );
+    assert_eq!(
+        groups[0].attribute_constraints[1].selector,
+        scheduler::AttributeSelector::PseudoattributeType(scheduler::PseudoattributeType::Zone)
+    );
+    assert_eq!(
+        groups[1].attribute_constraints[0].predicate,
+        scheduler::AttributePredicate::Exists(scheduler::Empty {})
+    );
 }
 
 #[test]

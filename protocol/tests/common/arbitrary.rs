@@ -733,14 +733,18 @@ pub fn arb_operation() -> BoxedStrategy<Operation> {
 pub fn arb_scheduler_call() -> BoxedStrategy<scheduler::Call> {
     use scheduler::CallBody;
     let body = prop_oneof![
-        (arb_framework_info(), vec(arb_role(), 0..2)).prop_map(
-            |(framework_info, suppressed_roles)| {
+        (
+            arb_framework_info(),
+            vec(arb_role(), 0..2),
+            option::of(arb_offer_constraints())
+        )
+            .prop_map(|(framework_info, suppressed_roles, offer_constraints)| {
                 CallBody::Subscribe(scheduler::Subscribe {
                     framework_info,
                     suppressed_roles,
+                    offer_constraints,
                 })
-            }
-        ),
+            }),
         Just(CallBody::Teardown),
         (
             vec(arb_offer_id(), 0..3),
@@ -804,18 +808,60 @@ pub fn arb_scheduler_call() -> BoxedStrategy<scheduler::Call> {
             })
         }),
         vec(arb_role(), 0..3).prop_map(|roles| CallBody::Suppress(scheduler::Suppress { roles })),
-        (arb_framework_info(), vec(arb_role(), 0..2)).prop_map(
-            |(framework_info, suppressed_roles)| {
+        (
+            arb_framework_info(),
+            vec(arb_role(), 0..2),
+            option::of(arb_offer_constraints())
+        )
+            .prop_map(|(framework_info, suppressed_roles, offer_constraints)| {
                 CallBody::UpdateFramework(scheduler::UpdateFramework {
                     framework_info,
                     suppressed_roles,
+                    offer_constraints,
                 })
-            }
-        ),
+            }),
     ];
     (option::of(arb_framework_id()), body)
         .prop_map(|(framework_id, body)| scheduler::Call { framework_id, body })
         .boxed()
+}
+
+/// Offer constraints with every selector and predicate kind.
+pub fn arb_offer_constraints() -> impl Strategy<Value = scheduler::OfferConstraints> {
+    use scheduler::{
+        AttributeConstraint, AttributePredicate, AttributeSelector, ConstraintGroup, Empty,
+        OfferConstraints, PseudoattributeType, RoleConstraints, TextRegex, TextValue,
+    };
+    let selector = prop_oneof![
+        select(vec![
+            PseudoattributeType::Hostname,
+            PseudoattributeType::Region,
+            PseudoattributeType::Zone,
+        ])
+        .prop_map(AttributeSelector::PseudoattributeType),
+        arb_name().prop_map(AttributeSelector::AttributeName),
+    ];
+    let predicate = prop_oneof![
+        Just(AttributePredicate::Exists(Empty {})),
+        Just(AttributePredicate::NotExists(Empty {})),
+        arb_text().prop_map(|value| AttributePredicate::TextEquals(TextValue { value })),
+        arb_text().prop_map(|value| AttributePredicate::TextNotEquals(TextValue { value })),
+        arb_name().prop_map(|regex| AttributePredicate::TextMatches(TextRegex { regex })),
+        arb_name().prop_map(|regex| AttributePredicate::TextNotMatches(TextRegex { regex })),
+    ];
+    let constraint = (selector, predicate).prop_map(|(selector, predicate)| AttributeConstraint {
+        selector,
+        predicate,
+    });
+    let group = vec(constraint, 1..3).prop_map(|attribute_constraints| ConstraintGroup {
+        attribute_constraints,
+    });
+    btree_map(
+        arb_role(),
+        vec(group, 1..3).prop_map(|groups| RoleConstraints { groups }),
+        1..3,
+    )
+    .prop_map(|role_constraints| OfferConstraints { role_constraints })
 }
 
 fn arb_scheduler_message() -> impl Strategy<Value = scheduler::Message> {
