@@ -31,4 +31,5 @@ pub use envelope::{Body, Envelope, Epoch, Hello, PROTOCOL_VERSION, PeerRole, Pid
 pub use ids::{
     AgentId, ContainerId, ExecutorId, FrameworkId, IdError, OfferId, OperationId, TaskId,
 };
+pub use mesos::{Bytes, TaskState};
 pub use resources::{Resource, Resources};

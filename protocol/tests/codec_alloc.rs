@@ -70,11 +70,14 @@ fn crafted_claims() -> Vec<Vec<u8>> {
     ];
     let mut frames = Vec::new();
     for header in headers {
-        // At the top, as the value of `body`, and as the payload of `Internal`.
-        let prefixes: [&[u8]; 3] = [
+        // At the top, as the value of `body`, as the payload of `Internal`, and where a
+        // `Vec<Offer>` is decoded: the place where a decoder that trusted the header would
+        // reserve memory for the elements it announces.
+        let prefixes: [&[u8]; 4] = [
             b"",
             b"\x84\xa4body",
             b"\x84\xa4body\x81\xa8Internal\x81\xa4Ping",
+            b"\x84\xa4body\x81\xaeSchedulerEvent\x82\xa4type\xa6OFFERS\xa6offers\x81\xa6offers",
         ];
         for prefix in prefixes {
             let mut body = prefix.to_vec();
