@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`state`]: `MasterState`, the master's pure state machine: frameworks, agents, offers,
+//!   tasks, reconciliation. Stepped with inputs and the time; returns effects for the actor.
 //! - [`allocator`]: the pure allocator. Hierarchical DRF over nested roles and then over each
 //!   role's frameworks, with weights, quota limits, reservations, offer filters and
 //!   suppress/revive, after Mesos's hierarchical allocator. It does no I/O, never reads the
@@ -14,3 +16,4 @@
 //! the master's actor calls it and turns its [`allocator::Allocation`]s into OFFERS events.
 
 pub mod allocator;
+pub mod state;
