@@ -65,6 +65,9 @@ impl Queue {
     }
 
     /// Appends `envelope`, or hands it back when the queue is at its bound.
+    // Handing the envelope back is the point (`send_wait` retries it); boxing it to shrink the
+    // error would cost an allocation on every send.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn push(&self, envelope: Envelope) -> Result<(), Envelope> {
         let mut items = self.lock();
         if items.len() >= self.bound {

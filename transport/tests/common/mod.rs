@@ -228,3 +228,18 @@ pub async fn expect_closed(stream: &mut TcpStream) {
         }
     }
 }
+
+impl Inbox {
+    pub fn no_pending_link_event(&mut self) -> bool {
+        self.link_events.try_recv().is_err()
+    }
+}
+
+/// Returns a pid on a loopback port nothing listens on: bound once to get a free port, then
+/// released, so connecting to it is refused.
+pub fn unused_port_pid(name: &str) -> Pid {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    Pid::new(name, "127.0.0.1", port).unwrap()
+}
