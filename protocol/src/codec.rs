@@ -76,7 +76,10 @@ pub struct FrameCodec {
 
 impl Default for FrameCodec {
     fn default() -> Self {
-        Self { frame_len_max: FRAME_LEN_MAX_DEFAULT, depth_max: DEPTH_MAX_DEFAULT }
+        Self {
+            frame_len_max: FRAME_LEN_MAX_DEFAULT,
+            depth_max: DEPTH_MAX_DEFAULT,
+        }
     }
 }
 
@@ -118,7 +121,10 @@ impl FrameCodec {
         let len = dst.len() - start - HEADER_LEN;
         if len > self.frame_len_max {
             dst.truncate(start);
-            return Err(EncodeError::TooLarge { len, max: self.frame_len_max });
+            return Err(EncodeError::TooLarge {
+                len,
+                max: self.frame_len_max,
+            });
         }
         let len = u32::try_from(len).expect("frame_len_max fits in u32");
         dst[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
@@ -126,7 +132,10 @@ impl FrameCodec {
     }
 
     /// Returns one frame holding `message`.
-    pub fn encode_to_vec<T: Serialize + ?Sized>(&self, message: &T) -> Result<Vec<u8>, EncodeError> {
+    pub fn encode_to_vec<T: Serialize + ?Sized>(
+        &self,
+        message: &T,
+    ) -> Result<Vec<u8>, EncodeError> {
         let mut dst = Vec::new();
         self.encode(message, &mut dst)?;
         Ok(dst)
@@ -138,7 +147,10 @@ impl FrameCodec {
         let body_len = self.body_len(src)?;
         let total = HEADER_LEN + body_len;
         if src.len() < total {
-            return Err(FrameError::Incomplete { have: src.len(), needed: total });
+            return Err(FrameError::Incomplete {
+                have: src.len(),
+                needed: total,
+            });
         }
         scan(&src[HEADER_LEN..total], self.depth_max)?;
         Ok(total)
@@ -156,14 +168,20 @@ impl FrameCodec {
     /// Reads and checks the length prefix.
     fn body_len(&self, src: &[u8]) -> Result<usize, FrameError> {
         let Some(header) = src.get(..HEADER_LEN) else {
-            return Err(FrameError::Incomplete { have: src.len(), needed: HEADER_LEN });
+            return Err(FrameError::Incomplete {
+                have: src.len(),
+                needed: HEADER_LEN,
+            });
         };
         let len = u32::from_be_bytes(header.try_into().expect("header is 4 bytes")) as usize;
         if len == 0 {
             return Err(FrameError::Empty);
         }
         if len > self.frame_len_max {
-            return Err(FrameError::TooLarge { len, max: self.frame_len_max });
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.frame_len_max,
+            });
         }
         Ok(len)
     }
@@ -199,7 +217,9 @@ fn scan(body: &[u8], depth_max: usize) -> Result<(), FrameError> {
         }
     }
     if reader.pos < body.len() {
-        return Err(FrameError::TrailingBytes { count: body.len() - reader.pos });
+        return Err(FrameError::TrailingBytes {
+            count: body.len() - reader.pos,
+        });
     }
     Ok(())
 }
@@ -211,11 +231,17 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn truncated(&self) -> FrameError {
-        FrameError::Malformed { offset: self.pos, reason: "value runs past the end of the frame" }
+        FrameError::Malformed {
+            offset: self.pos,
+            reason: "value runs past the end of the frame",
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8], FrameError> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.body.len());
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.body.len());
         let Some(end) = end else {
             return Err(self.truncated());
         };
@@ -248,7 +274,12 @@ impl Reader<'_> {
                 self.skip(u64::from(marker & 0x1f))?;
                 0
             }
-            0xc1 => return Err(FrameError::Malformed { offset, reason: "reserved marker 0xc1" }),
+            0xc1 => {
+                return Err(FrameError::Malformed {
+                    offset,
+                    reason: "reserved marker 0xc1",
+                });
+            }
             // bin 8/16/32 and str 8/16/32.
             0xc4 | 0xd9 => self.sized(1)?,
             0xc5 | 0xda => self.sized(2)?,
@@ -307,7 +338,10 @@ mod tests {
     }
 
     fn small() -> Small {
-        Small { seq: 7, text: "hello".into() }
+        Small {
+            seq: 7,
+            text: "hello".into(),
+        }
     }
 
     #[test]
@@ -315,7 +349,15 @@ mod tests {
         let codec = FrameCodec::new();
         let mut buf = codec.encode_to_vec(&small()).unwrap();
         let first_len = buf.len();
-        codec.encode(&Small { seq: 8, text: String::new() }, &mut buf).unwrap();
+        codec
+            .encode(
+                &Small {
+                    seq: 8,
+                    text: String::new(),
+                },
+                &mut buf,
+            )
+            .unwrap();
         let (first, used) = codec.decode::<Small>(&buf).unwrap();
         assert_eq!((first, used), (small(), first_len));
         let (second, _) = codec.decode::<Small>(&buf[used..]).unwrap();
@@ -336,18 +378,30 @@ mod tests {
     fn encode_refuses_oversized_and_leaves_buffer() {
         let codec = FrameCodec::new().with_frame_len_max(16);
         let mut buf = vec![1, 2, 3];
-        let big = Small { seq: 1, text: "x".repeat(64) };
-        assert!(matches!(codec.encode(&big, &mut buf), Err(EncodeError::TooLarge { .. })));
+        let big = Small {
+            seq: 1,
+            text: "x".repeat(64),
+        };
+        assert!(matches!(
+            codec.encode(&big, &mut buf),
+            Err(EncodeError::TooLarge { .. })
+        ));
         assert_eq!(buf, [1, 2, 3]);
     }
 
     #[test]
     fn header_limits() {
         let codec = FrameCodec::new().with_frame_len_max(1024);
-        assert_eq!(codec.decode::<Small>(&[0, 0, 0, 0]).unwrap_err(), FrameError::Empty);
+        assert_eq!(
+            codec.decode::<Small>(&[0, 0, 0, 0]).unwrap_err(),
+            FrameError::Empty
+        );
         assert_eq!(
             codec.decode::<Small>(&[0, 0, 4, 1]).unwrap_err(),
-            FrameError::TooLarge { len: 1025, max: 1024 }
+            FrameError::TooLarge {
+                len: 1025,
+                max: 1024
+            }
         );
     }
 
@@ -358,6 +412,9 @@ mod tests {
         let ok = [0, 0, 0, 4, 0x91, 0x91, 0x91, 0x01];
         assert!(codec.check(&ok).is_ok());
         let deep = [0, 0, 0, 5, 0x91, 0x91, 0x91, 0x91, 0x01];
-        assert_eq!(codec.check(&deep).unwrap_err(), FrameError::TooDeep { max: 3 });
+        assert_eq!(
+            codec.check(&deep).unwrap_err(),
+            FrameError::TooDeep { max: 3 }
+        );
     }
 }

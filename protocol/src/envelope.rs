@@ -188,7 +188,10 @@ mod tests {
     #[test]
     fn pid_parses_and_prints() {
         let pid: Pid = "master@10.0.0.1:5050".parse().unwrap();
-        assert_eq!((pid.name(), pid.host(), pid.port()), ("master", "10.0.0.1", 5050));
+        assert_eq!(
+            (pid.name(), pid.host(), pid.port()),
+            ("master", "10.0.0.1", 5050)
+        );
         assert_eq!(pid.to_string(), "master@10.0.0.1:5050");
         assert_eq!(pid.node(), "10.0.0.1:5050");
         let v6: Pid = "agent@[::1]:5051".parse().unwrap();
@@ -197,7 +200,16 @@ mod tests {
 
     #[test]
     fn pid_rejects_bad_shapes() {
-        for bad in ["", "master", "master@host", "@h:1", "m@:1", "m@h:99999", "a b@h:1", "m@h:x"] {
+        for bad in [
+            "",
+            "master",
+            "master@host",
+            "@h:1",
+            "m@:1",
+            "m@h:99999",
+            "a b@h:1",
+            "m@h:x",
+        ] {
             assert!(bad.parse::<Pid>().is_err(), "{bad:?} should not parse");
         }
     }
@@ -205,7 +217,10 @@ mod tests {
     #[test]
     fn pid_serialises_as_string() {
         let pid: Pid = "scheduler(1)@127.0.0.1:40000".parse().unwrap();
-        assert_eq!(serde_json::to_string(&pid).unwrap(), r#""scheduler(1)@127.0.0.1:40000""#);
+        assert_eq!(
+            serde_json::to_string(&pid).unwrap(),
+            r#""scheduler(1)@127.0.0.1:40000""#
+        );
         let err = serde_json::from_str::<Pid>(r#""nope""#).unwrap_err();
         assert!(err.to_string().contains("name@host:port"));
     }

@@ -33,12 +33,18 @@ pub fn validate_id(kind: &'static str, value: &str) -> Result<(), IdError> {
         return Err(IdError::Empty { kind });
     }
     if value.len() > ID_LEN_MAX {
-        return Err(IdError::TooLong { kind, len: value.len() });
+        return Err(IdError::TooLong {
+            kind,
+            len: value.len(),
+        });
     }
     if value == "." || value == ".." {
         return Err(IdError::Dots { kind });
     }
-    if let Some(ch) = value.chars().find(|&c| c == '/' || c == '\\' || c.is_control()) {
+    if let Some(ch) = value
+        .chars()
+        .find(|&c| c == '/' || c == '\\' || c.is_control())
+    {
         return Err(IdError::InvalidChar { kind, ch });
     }
     Ok(())
@@ -172,7 +178,13 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_ids() {
-        for value in ["a", "task-1", "20261127-0001-S0", "名前", &"x".repeat(ID_LEN_MAX)] {
+        for value in [
+            "a",
+            "task-1",
+            "20261127-0001-S0",
+            "名前",
+            &"x".repeat(ID_LEN_MAX),
+        ] {
             assert_eq!(TaskId::new(value).unwrap().as_str(), value);
         }
     }
@@ -183,16 +195,46 @@ mod tests {
             ("", IdError::Empty { kind: "task ID" }),
             (".", IdError::Dots { kind: "task ID" }),
             ("..", IdError::Dots { kind: "task ID" }),
-            ("a/b", IdError::InvalidChar { kind: "task ID", ch: '/' }),
-            ("a\\b", IdError::InvalidChar { kind: "task ID", ch: '\\' }),
-            ("a\nb", IdError::InvalidChar { kind: "task ID", ch: '\n' }),
-            ("a\u{7f}", IdError::InvalidChar { kind: "task ID", ch: '\u{7f}' }),
+            (
+                "a/b",
+                IdError::InvalidChar {
+                    kind: "task ID",
+                    ch: '/',
+                },
+            ),
+            (
+                "a\\b",
+                IdError::InvalidChar {
+                    kind: "task ID",
+                    ch: '\\',
+                },
+            ),
+            (
+                "a\nb",
+                IdError::InvalidChar {
+                    kind: "task ID",
+                    ch: '\n',
+                },
+            ),
+            (
+                "a\u{7f}",
+                IdError::InvalidChar {
+                    kind: "task ID",
+                    ch: '\u{7f}',
+                },
+            ),
         ];
         for (value, want) in cases {
             assert_eq!(TaskId::new(*value).unwrap_err(), *want, "value {value:?}");
         }
         let long = "x".repeat(ID_LEN_MAX + 1);
-        assert_eq!(TaskId::new(long).unwrap_err(), IdError::TooLong { kind: "task ID", len: 256 });
+        assert_eq!(
+            TaskId::new(long).unwrap_err(),
+            IdError::TooLong {
+                kind: "task ID",
+                len: 256
+            }
+        );
     }
 
     #[test]
@@ -206,7 +248,10 @@ mod tests {
     #[test]
     fn decoding_validates() {
         let err = serde_json::from_str::<AgentId>(r#"{"value":".."}"#).unwrap_err();
-        assert!(err.to_string().contains("agent ID must not be '.' or '..'"), "{err}");
+        assert!(
+            err.to_string().contains("agent ID must not be '.' or '..'"),
+            "{err}"
+        );
         let err = serde_json::from_str::<AgentId>(r#"{"value":"../etc"}"#).unwrap_err();
         assert!(err.to_string().contains("must not contain '/'"), "{err}");
     }

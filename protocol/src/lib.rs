@@ -27,7 +27,7 @@ pub mod resources;
 pub mod scheduler;
 
 pub use codec::{EncodeError, FrameCodec, FrameError};
-pub use envelope::{Body, Envelope, Epoch, Hello, PeerRole, Pid, PROTOCOL_VERSION};
+pub use envelope::{Body, Envelope, Epoch, Hello, PROTOCOL_VERSION, PeerRole, Pid};
 pub use ids::{
     AgentId, ContainerId, ExecutorId, FrameworkId, IdError, OfferId, OperationId, TaskId,
 };

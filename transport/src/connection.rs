@@ -24,7 +24,7 @@ use crate::stats::CloseReason;
 
 /// Bytes the reader asks the kernel for at least, per read. Large enough that one read carries
 /// hundreds of small envelopes.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// The largest `Hello` frame accepted. A `Hello` is a few dozen bytes; the connection's real
 /// frame limit only applies once the peer has proved it speaks the protocol.
@@ -70,7 +70,7 @@ pub(crate) fn check_hello(hello: &Hello) -> Result<(), HandshakeError> {
             ),
         });
     }
-    if hello.node.is_empty() || hello.node.len() > 512 || !hello.node.contains(':') {
+    if hello.node.len() > 512 || crate::node::split_node(&hello.node).is_none() {
         return Err(HandshakeError::invalid(format!(
             "hello names no valid node: {:?}",
             hello.node
@@ -271,7 +271,10 @@ mod tests {
         assert_eq!(err.reason, CloseReason::HandshakeVersion);
         let err = check_hello(&hello(PROTOCOL_VERSION, "")).unwrap_err();
         assert_eq!(err.reason, CloseReason::HandshakeInvalid);
-        let err = check_hello(&hello(PROTOCOL_VERSION, "no-port")).unwrap_err();
-        assert_eq!(err.reason, CloseReason::HandshakeInvalid);
+        for bad in ["no-port", "host:", ":5050", "host:99999", "host:port"] {
+            let err = check_hello(&hello(PROTOCOL_VERSION, bad)).unwrap_err();
+            assert_eq!(err.reason, CloseReason::HandshakeInvalid, "{bad}");
+        }
+        assert!(check_hello(&hello(PROTOCOL_VERSION, "[::1]:5050")).is_ok());
     }
 }

@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::config::NodeConfig;
 use crate::connection;
 use crate::error::{SendError, TransportError};
-use crate::link::{Connection, Control, LinkHandle, LinkTask};
+use crate::link::{Connection, Control, LinkHandle, LinkTask, Queue};
 use crate::messages::{Delivery, LinkEvent};
 use crate::stats::{CloseReason, Direction, DropReason, Stats, TransportStats};
 
@@ -30,7 +30,7 @@ pub(crate) struct Shared {
     local_port: u16,
     local_addr: Option<SocketAddr>,
     actors: RwLock<HashMap<String, Recipient<Delivery>>>,
-    links: Mutex<HashMap<String, LinkHandle>>,
+    links: Mutex<LinkTable>,
     pub stats: Stats,
     pub shutdown: CancellationToken,
     conn_ids: AtomicU64,
@@ -45,7 +45,7 @@ impl Shared {
         pid.port() == self.local_port && pid.host() == self.local_host
     }
 
-    fn links(&self) -> MutexGuard<'_, HashMap<String, LinkHandle>> {
+    fn links(&self) -> MutexGuard<'_, LinkTable> {
         // Every critical section is a lookup or an insert, which a panic cannot tear.
         self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -70,17 +70,41 @@ impl Shared {
         Err(SendError::NoSuchActor)
     }
 
-    /// Returns the link to `node`, starting its task if it has none yet.
-    fn link_for(self: &Arc<Self>, node: &str) -> LinkHandle {
+    /// Returns the link to `host:port`, starting its task if it has none yet.
+    fn link_for(self: &Arc<Self>, host: &str, port: u16) -> LinkHandle {
         let mut links = self.links();
-        if let Some(link) = links.get(node) {
+        if let Some(link) = links.get(host, port) {
             return link.clone();
         }
-        let (task, handle) = LinkTask::new(self.clone(), node.to_owned());
+        let (task, handle) = LinkTask::new(self.clone(), format!("{host}:{port}"));
         actix_rt::spawn(task.run());
-        links.insert(node.to_owned(), handle.clone());
+        links
+            .by_host
+            .entry(host.to_owned())
+            .or_default()
+            .insert(port, handle.clone());
         handle
     }
+}
+
+/// The links by peer node, keyed by host then port so that a send can find its link from the
+/// pid's parts without formatting `host:port`.
+#[derive(Default)]
+struct LinkTable {
+    by_host: HashMap<String, HashMap<u16, LinkHandle>>,
+}
+
+impl LinkTable {
+    fn get(&self, host: &str, port: u16) -> Option<&LinkHandle> {
+        self.by_host.get(host)?.get(&port)
+    }
+}
+
+/// Splits `host:port` (the host may be a bracketed IPv6 address).
+pub(crate) fn split_node(node: &str) -> Option<(&str, u16)> {
+    let (host, port) = node.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
 }
 
 /// A running transport node: a cheap handle (one `Arc`) shared by the actors of a process.
@@ -136,7 +160,7 @@ impl Node {
             local_port,
             local_addr,
             actors: RwLock::new(HashMap::new()),
-            links: Mutex::new(HashMap::new()),
+            links: Mutex::new(LinkTable::default()),
             stats: Stats::default(),
             shutdown: CancellationToken::new(),
             conn_ids: AtomicU64::new(1),
@@ -210,8 +234,16 @@ impl Node {
             self.shared.stats.delivered_local();
             return Ok(());
         }
-        let queue = self.queue_for(&envelope.to);
-        queue.push(envelope).map_err(|_| {
+        let links = self.shared.links();
+        let pushed = match links.get(envelope.to.host(), envelope.to.port()) {
+            Some(link) => link.queue.push(envelope),
+            None => {
+                drop(links);
+                let link = self.shared.link_for(envelope.to.host(), envelope.to.port());
+                link.queue.push(envelope)
+            }
+        };
+        pushed.map_err(|_| {
             self.shared.stats.dropped(DropReason::QueueFull, 1);
             SendError::QueueFull
         })
@@ -224,11 +256,15 @@ impl Node {
             return self.send(envelope);
         }
         let queue = self.queue_for(&envelope.to);
-        let mut envelope = envelope;
+        let mut envelope = match queue.push(envelope) {
+            Ok(()) => return Ok(()),
+            Err(back) => back,
+        };
         loop {
             let room = queue.room.notified();
             tokio::pin!(room);
-            // Registers interest before trying, so a drain between the try and the wait wakes us.
+            // Registers interest before retrying, so a drain between the retry and the wait
+            // wakes us. Only done when full: registering costs a lock.
             room.as_mut().enable();
             match queue.push(envelope) {
                 Ok(()) => return Ok(()),
@@ -244,12 +280,12 @@ impl Node {
         }
     }
 
-    fn queue_for(&self, to: &Pid) -> Arc<crate::link::Queue> {
-        let node = to.node();
-        if let Some(link) = self.shared.links().get(&node) {
+    /// Returns the queue of the link to `to`'s node, creating the link if needed.
+    fn queue_for(&self, to: &Pid) -> Arc<Queue> {
+        if let Some(link) = self.shared.links().get(to.host(), to.port()) {
             return link.queue.clone();
         }
-        self.shared.link_for(&node).queue
+        self.shared.link_for(to.host(), to.port()).queue
     }
 
     /// Asks for [`LinkEvent`]s about the connection to `peer`'s node: `Disconnected` when it
@@ -282,7 +318,11 @@ impl Node {
             return;
         }
         // The task lives as long as the node, so the send can only fail during shutdown.
-        let _ = self.shared.link_for(&peer.node()).control.send(control);
+        let _ = self
+            .shared
+            .link_for(peer.host(), peer.port())
+            .control
+            .send(control);
     }
 
     /// Returns this node's counters.
@@ -290,11 +330,11 @@ impl Node {
         self.shared.stats.snapshot()
     }
 
-    /// Returns how many envelopes wait in the queue of the link to `node` (`host:port`).
-    pub fn queued(&self, node: &str) -> usize {
+    /// Returns how many envelopes wait in the queue of the link to `peer`'s node.
+    pub fn queued(&self, peer: &Pid) -> usize {
         self.shared
             .links()
-            .get(node)
+            .get(peer.host(), peer.port())
             .map_or(0, |link| link.queue.len())
     }
 
@@ -304,7 +344,7 @@ impl Node {
     pub fn shutdown(&self) {
         info!(local = %self.shared.local_node, "transport shutting down");
         self.shared.shutdown.cancel();
-        self.shared.links().clear();
+        self.shared.links().by_host.clear();
     }
 
     /// Tells whether [`Node::shutdown`] was called.
@@ -389,7 +429,11 @@ async fn accept_one(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let conn_id = shared.next_conn_id();
     shared.stats.opened(Direction::Inbound);
     debug!(local = %shared.local_node, %peer, %addr, role = ?handshaken.peer.role, conn_id, "accepted connection");
-    let link = shared.link_for(&peer);
+    let Some((host, port)) = split_node(&peer) else {
+        // `check_hello` accepted the node, so this cannot happen.
+        return;
+    };
+    let link = shared.link_for(host, port);
     let conn = Connection {
         id: conn_id,
         writer: handshaken.writer,

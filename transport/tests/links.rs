@@ -105,7 +105,7 @@ async fn full_queue_drops_exactly_the_excess() {
     );
     assert_eq!(node.stats().dropped(DropReason::QueueFull), 50);
     assert_eq!(node.stats().dropped_total(), 50);
-    assert_eq!(node.queued(&unreachable.node()), 100);
+    assert_eq!(node.queued(&unreachable), 100);
 }
 
 #[actix_rt::test]

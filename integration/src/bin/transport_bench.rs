@@ -33,7 +33,7 @@ const REPORT: u64 = u64::MAX;
 
 /// Sends between two yields to the runtime in the throughput phase, so that the link's writer
 /// encodes and writes while the sender is still producing.
-const SENDS_PER_YIELD: u64 = 1024;
+const SENDS_PER_YIELD: u64 = 4096;
 
 #[derive(Parser)]
 #[command(about = "Measures the Strata actor transport between two processes over loopback")]
@@ -149,10 +149,19 @@ fn serve() -> anyhow::Result<()> {
         let config = NodeConfig::listening(PeerRole::Tool, "127.0.0.1:0".parse()?);
         let node = Node::start(config)?;
         let sink_pid = node.pid("sink")?;
-        let sink = Sink { node: node.clone(), pid: sink_pid, n_pings: 0 }.start();
+        let sink = Sink {
+            node: node.clone(),
+            pid: sink_pid,
+            n_pings: 0,
+        }
+        .start();
         node.register("sink", sink.recipient())?;
         let echo_pid = node.pid("echo")?;
-        let echo = Echo { node: node.clone(), pid: echo_pid }.start();
+        let echo = Echo {
+            node: node.clone(),
+            pid: echo_pid,
+        }
+        .start();
         node.register("echo", echo.recipient())?;
         let addr = node.local_addr().context("node does not listen")?;
         println!("listening {addr}");
@@ -202,7 +211,8 @@ struct Latencies {
 
 impl Latencies {
     fn quantile_us(&self, q: f64) -> f64 {
-        let idx = ((self.sorted_ns.len() as f64 * q).ceil() as usize).clamp(1, self.sorted_ns.len());
+        let idx =
+            ((self.sorted_ns.len() as f64 * q).ceil() as usize).clamp(1, self.sorted_ns.len());
         self.sorted_ns[idx - 1] as f64 / 1000.0
     }
 
@@ -266,7 +276,10 @@ async fn round_trips(
         let reply = recv(rx).await?;
         sorted_ns.push(start.elapsed().as_nanos() as u64);
         if pong_seq(&reply)? != seq {
-            bail!("pong {} answers no ping in flight (expected {seq})", pong_seq(&reply)?);
+            bail!(
+                "pong {} answers no ping in flight (expected {seq})",
+                pong_seq(&reply)?
+            );
         }
     }
     sorted_ns.sort_unstable();
