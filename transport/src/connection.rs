@@ -17,7 +17,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::frames::split_frames;
+use crate::frames::{Stop, split_frames};
 use crate::link::Control;
 use crate::node::Shared;
 use crate::stats::CloseReason;
@@ -25,6 +25,10 @@ use crate::stats::CloseReason;
 /// Bytes the reader asks the kernel for at least, per read. Large enough that one read carries
 /// hundreds of small envelopes.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// Envelopes the reader hands to mailboxes before it yields to the actors that receive them.
+/// Keeps mailboxes short (in memory and in cache) without a yield per envelope.
+const FRAMES_PER_TURN: usize = 256;
 
 /// The largest `Hello` frame accepted. A `Hello` is a few dozen bytes; the connection's real
 /// frame limit only applies once the peer has proved it speaks the protocol.
@@ -204,19 +208,24 @@ pub(crate) async fn read_loop(
 ) {
     let codec = shared.config.codec;
     let reason = loop {
-        let mut n_received = 0u64;
-        let split = split_frames::<Envelope>(&codec, &buf, |envelope| {
-            n_received += 1;
+        let split = split_frames::<Envelope>(&codec, &buf, FRAMES_PER_TURN, |envelope| {
             // Unknown names are counted and logged inside.
             let _ = shared.deliver_local(envelope);
         });
-        if n_received > 0 {
-            shared.stats.received(n_received);
+        if split.n_frames > 0 {
+            shared.stats.received(split.n_frames as u64);
         }
         buf.advance(split.consumed);
         match split.stop {
-            Ok(needed) => buf.reserve(needed.saturating_sub(buf.len()).max(READ_CHUNK)),
-            Err(err) => {
+            Stop::NeedMore { needed } => {
+                buf.reserve(needed.saturating_sub(buf.len()).max(READ_CHUNK));
+            }
+            Stop::Limit => {
+                // Let the actors drain their mailboxes before decoding more of this read.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Stop::Invalid(err) => {
                 let reason = CloseReason::from_frame_error(&err).unwrap_or(CloseReason::Io);
                 warn!(
                     local = %shared.local_node,
