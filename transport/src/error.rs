@@ -18,7 +18,7 @@ pub enum TransportError {
     NameTaken(String),
 }
 
-/// Why [`crate::NodeHandle::send`] did not take an envelope. Each case is also counted in the
+/// Why [`crate::Node::send`] did not take an envelope. Each case is also counted in the
 /// node's stats, so callers that treat sends as fire-and-forget may ignore it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {

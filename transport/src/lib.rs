@@ -8,10 +8,10 @@
 //!
 //! # Layout
 //!
-//! - [`node`]: the [`Node`] handle, the actor registry, the listener and the accept path.
-//! - [`link`]: one task per peer node, owning a bounded outbound queue and the write half of the
+//! - `node`: the [`Node`] handle, the actor registry, the listener and the accept path.
+//! - `link`: one task per peer node, owning a bounded outbound queue and the write half of the
 //!   current connection; it batches writes, reconnects with backoff and tells watchers.
-//! - [`connection`]: the `Hello` handshake on both sides and the read loop.
+//! - `connection`: the `Hello` handshake on both sides and the read loop.
 //! - [`frames`]: splitting a read buffer into frames (pure).
 //! - [`backoff`]: reconnection delays (pure).
 //! - [`stats`]: per-node counters ([`TransportStats`]) mirrored to the `metrics` facade.
@@ -47,12 +47,12 @@
 
 pub mod backoff;
 pub mod config;
-pub mod connection;
+mod connection;
 pub mod error;
 pub mod frames;
-pub mod link;
+mod link;
 pub mod messages;
-pub mod node;
+mod node;
 pub mod stats;
 
 pub use config::{NodeConfig, QUEUE_BOUND_DEFAULT};

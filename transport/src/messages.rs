@@ -4,7 +4,7 @@ use actix::Message;
 use strata_protocol::{Envelope, Pid};
 
 /// An envelope for a local actor, from a peer or from a local sender. Every actor registered
-/// with [`crate::NodeHandle::register`] handles it.
+/// with [`crate::Node::register`] handles it.
 ///
 /// The envelope is wrapped rather than made an actix message itself because `Envelope` lives in
 /// `strata-protocol`, which knows nothing of actix.
@@ -21,7 +21,7 @@ pub enum LinkState {
     Disconnected,
 }
 
-/// Tells an actor that linked to `peer` (see [`crate::NodeHandle::link`]) that the connection to
+/// Tells an actor that linked to `peer` (see [`crate::Node::link`]) that the connection to
 /// the peer's node changed state. This is how a master learns that a framework or an agent went
 /// away: the transport cannot tell a crashed peer from a partitioned one, so both read
 /// `Disconnected`, and a later `Connected` means traffic flows again (possibly to a restarted

@@ -1,7 +1,7 @@
 //! Per-node counters and the process-wide `metrics` facade.
 //!
 //! Every event is counted twice: once in the node's own atomics, which tests and `/state` read
-//! through [`crate::NodeHandle::stats`], and once through the `metrics` facade, which a Prometheus
+//! through [`crate::Node::stats`], and once through the `metrics` facade, which a Prometheus
 //! exporter reads. The atomics exist because one test process often runs several nodes and must
 //! assert what happened to each; the facade has one global recorder and cannot tell them apart.
 
@@ -40,7 +40,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    /// Every reason, in the order of [`DropReason::index`].
+    /// Every reason, in the order of the per-node counters.
     pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::NoSuchActor,
@@ -95,7 +95,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// Every reason, in the order of [`CloseReason::index`].
+    /// Every reason, in the order of the per-node counters.
     pub const ALL: [CloseReason; 12] = [
         CloseReason::Eof,
         CloseReason::Io,
@@ -175,7 +175,7 @@ impl Direction {
     }
 }
 
-/// A snapshot of one node's counters, from [`crate::NodeHandle::stats`].
+/// A snapshot of one node's counters, from [`crate::Node::stats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransportStats {
     /// Envelopes written to sockets.
