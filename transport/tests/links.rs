@@ -166,3 +166,57 @@ async fn sends_after_shutdown_are_refused() {
     assert_eq!(node.send(ping(&to, &to, 1)), Err(SendError::Shutdown));
     assert_eq!(node.stats().dropped(DropReason::Shutdown), 1);
 }
+
+#[actix_rt::test]
+async fn simultaneous_open_settles_on_one_connection_without_losing_envelopes() {
+    let (a, b) = (listening_node(), listening_node());
+    let (mut inbox_a, mut inbox_b) = (Inbox::start(), Inbox::start());
+    let pid_a = a
+        .register("inbox", inbox_a.addr.clone().recipient())
+        .unwrap();
+    let pid_b = b
+        .register("inbox", inbox_b.addr.clone().recipient())
+        .unwrap();
+
+    // Both sides send before either has a connection, so both connect.
+    for seq in 0..100 {
+        a.send(ping(&pid_a, &pid_b, seq)).unwrap();
+        b.send(ping(&pid_b, &pid_a, seq)).unwrap();
+    }
+    let mut got_a: Vec<u64> = Vec::new();
+    let mut got_b: Vec<u64> = Vec::new();
+    for _ in 0..100 {
+        got_a.push(ping_seq(&inbox_a.next_delivery().await));
+        got_b.push(ping_seq(&inbox_b.next_delivery().await));
+    }
+    got_a.sort_unstable();
+    got_b.sort_unstable();
+    assert_eq!(got_a, (0..100).collect::<Vec<_>>());
+    assert_eq!(got_b, (0..100).collect::<Vec<_>>());
+
+    // Both connected out, so each end saw two connections and kept the same one.
+    assert_eq!(
+        (
+            a.stats().connections_outbound,
+            b.stats().connections_outbound
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        (a.stats().connections_inbound, b.stats().connections_inbound),
+        (1, 1)
+    );
+    for seq in 100..200 {
+        a.send(ping(&pid_a, &pid_b, seq)).unwrap();
+        b.send(ping(&pid_b, &pid_a, seq)).unwrap();
+    }
+    for seq in 100..200 {
+        assert_eq!(ping_seq(&inbox_a.next_delivery().await), seq);
+        assert_eq!(ping_seq(&inbox_b.next_delivery().await), seq);
+    }
+    assert_eq!(
+        (a.stats().links_connected, b.stats().links_connected),
+        (1, 1)
+    );
+    assert_eq!(a.stats().dropped_total() + b.stats().dropped_total(), 0);
+}
