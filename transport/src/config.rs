@@ -37,6 +37,9 @@ pub struct NodeConfig {
     pub backoff_initial: Duration,
     /// Longest reconnection delay.
     pub backoff_max: Duration,
+    /// How long a link with no connection, nothing queued and no watcher lives on. Without it a
+    /// master would keep a task for every framework that ever connected.
+    pub link_idle_timeout: Duration,
 }
 
 impl NodeConfig {
@@ -69,6 +72,7 @@ impl NodeConfig {
             handshake_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(10),
+            link_idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -11,6 +11,10 @@
 //! sides keep the one opened by the lower node name ([`replaces_current`]), so they agree without
 //! talking; the other is half-closed by its writer and its reader drains it until the peer does
 //! the same, so nothing written to it is lost.
+//!
+//! A link with no connection, nothing to send and nobody watching retires after
+//! `link_idle_timeout`, so that peers that came and went (frameworks, tools) do not leave tasks
+//! behind; the next envelope for that node starts a new one.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -146,6 +150,7 @@ enum Wake {
     Control(Control),
     Ready,
     Retry,
+    Idle,
 }
 
 /// The task behind one link. See the module docs.
@@ -162,6 +167,9 @@ pub(crate) struct LinkTask {
     n_failed_attempts: u32,
     /// When set, the next connection attempt waits for it.
     retry: Option<Pin<Box<Sleep>>>,
+    /// Armed while the link is idle (no connection, nothing queued, nobody watching); when it
+    /// fires the link retires.
+    idle: Option<Pin<Box<Sleep>>>,
     batch: VecDeque<Envelope>,
     buf: Vec<u8>,
 }
@@ -186,6 +194,7 @@ impl LinkTask {
             current: None,
             n_failed_attempts: 0,
             retry: None,
+            idle: None,
             batch: VecDeque::new(),
             buf: Vec::new(),
         };
@@ -200,6 +209,13 @@ impl LinkTask {
                 continue;
             }
             let wants_connection = !self.queue.is_empty() || !self.watchers.is_empty();
+            let is_idle = !connected && !wants_connection;
+            if !is_idle {
+                self.idle = None;
+            } else if self.idle.is_none() {
+                let timeout = self.shared.config.link_idle_timeout;
+                self.idle = Some(Box::pin(tokio::time::sleep(timeout)));
+            }
             let shared = self.shared.clone();
             let wake = tokio::select! {
                 biased;
@@ -211,12 +227,18 @@ impl LinkTask {
                 },
                 () = self.queue.ready.notified(), if connected || !wants_connection => Wake::Ready,
                 () = wait_retry(&mut self.retry), if !connected && wants_connection => Wake::Retry,
+                () = wait_retry(&mut self.idle), if is_idle => Wake::Idle,
             };
             match wake {
                 Wake::Shutdown => break,
                 Wake::Control(control) => self.on_control(control),
                 Wake::Ready => {}
                 Wake::Retry => self.try_connect().await,
+                Wake::Idle => {
+                    if self.try_retire() {
+                        return;
+                    }
+                }
             }
         }
         self.on_shutdown();
@@ -246,6 +268,21 @@ impl LinkTask {
                 }
             }
         }
+    }
+
+    /// Leaves the link table if the link is still idle; returns whether the task should end.
+    fn try_retire(&mut self) -> bool {
+        self.idle = None;
+        let (queue, control) = (&self.queue, &self.control);
+        let unwatched = self.watchers.is_empty();
+        // Checked under the table lock, which every sender and every control holds while it
+        // uses a link: nothing can reach this link once it is out of the table.
+        let still_idle = || unwatched && queue.is_empty() && control.is_empty();
+        let retired = self.shared.retire_link(&self.node, &self.queue, still_idle);
+        if retired {
+            debug!(local = %self.shared.local_node, peer = %self.node, "idle link retired");
+        }
+        retired
     }
 
     /// Makes `conn` the current connection unless the current one wins the tie-break.

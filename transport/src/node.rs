@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use actix::Recipient;
 use strata_protocol::{Envelope, Pid};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -17,6 +18,9 @@ use crate::error::{SendError, TransportError};
 use crate::link::{Connection, Control, LinkHandle, LinkTask, Queue};
 use crate::messages::{Delivery, LinkEvent};
 use crate::stats::{CloseReason, Direction, DropReason, Stats, TransportStats};
+
+/// How often `send_wait` looks up its link again while it waits for room.
+const SEND_WAIT_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Pending connections the kernel holds for the listener.
 const LISTEN_BACKLOG: u32 = 1024;
@@ -70,20 +74,74 @@ impl Shared {
         Err(SendError::NoSuchActor)
     }
 
-    /// Returns the link to `host:port`, starting its task if it has none yet.
-    fn link_for(self: &Arc<Self>, host: &str, port: u16) -> LinkHandle {
+    /// Returns the link to `host:port` from the locked table, starting its task if it has none
+    /// yet. Callers act on the link while they hold the lock, so that a link retiring itself
+    /// (see [`Shared::retire_link`]) cannot miss what they push or send.
+    fn link_in<'a>(
+        self: &Arc<Self>,
+        links: &'a mut LinkTable,
+        host: &str,
+        port: u16,
+    ) -> &'a LinkHandle {
+        let ports = links.by_host.entry(host.to_owned()).or_default();
+        ports.entry(port).or_insert_with(|| {
+            let (task, handle) = LinkTask::new(self.clone(), format!("{host}:{port}"));
+            actix_rt::spawn(task.run());
+            handle
+        })
+    }
+
+    /// Sends `control` to the link to `host:port`, starting it if needed, and returns a sender
+    /// for later controls (a reader's `Closed`).
+    pub(crate) fn control_link(
+        self: &Arc<Self>,
+        host: &str,
+        port: u16,
+        control: Control,
+    ) -> mpsc::UnboundedSender<Control> {
         let mut links = self.links();
-        if let Some(link) = links.get(host, port) {
-            return link.clone();
+        let link = self.link_in(&mut links, host, port);
+        // The task only exits by retiring, under this lock with an empty control channel, or at
+        // shutdown, when nothing needs telling any more.
+        let _ = link.control.send(control);
+        link.control.clone()
+    }
+
+    /// Removes the link to `node` from the table if `still_idle` says it has nothing to do,
+    /// checked under the table lock. Returns whether the link task should exit.
+    pub(crate) fn retire_link(
+        &self,
+        node: &str,
+        queue: &Arc<Queue>,
+        still_idle: impl FnOnce() -> bool,
+    ) -> bool {
+        let Some((host, port)) = split_node(node) else {
+            return false;
+        };
+        let mut links = self.links();
+        let Some(ports) = links.by_host.get_mut(host) else {
+            // Cleared by shutdown.
+            return true;
+        };
+        if !ports
+            .get(&port)
+            .is_some_and(|link| Arc::ptr_eq(&link.queue, queue))
+        {
+            return true;
         }
-        let (task, handle) = LinkTask::new(self.clone(), format!("{host}:{port}"));
-        actix_rt::spawn(task.run());
-        links
-            .by_host
-            .entry(host.to_owned())
-            .or_default()
-            .insert(port, handle.clone());
-        handle
+        if !still_idle() {
+            return false;
+        }
+        ports.remove(&port);
+        if ports.is_empty() {
+            links.by_host.remove(host);
+        }
+        true
+    }
+
+    /// Returns how many links (connected or not) the node has.
+    pub(crate) fn n_links(&self) -> usize {
+        self.links().by_host.values().map(HashMap::len).sum()
     }
 }
 
@@ -234,16 +292,7 @@ impl Node {
             self.shared.stats.delivered_local();
             return Ok(());
         }
-        let links = self.shared.links();
-        let pushed = match links.get(envelope.to.host(), envelope.to.port()) {
-            Some(link) => link.queue.push(envelope),
-            None => {
-                drop(links);
-                let link = self.shared.link_for(envelope.to.host(), envelope.to.port());
-                link.queue.push(envelope)
-            }
-        };
-        pushed.map_err(|_| {
+        self.push_remote(envelope).map_err(|_| {
             self.shared.stats.dropped(DropReason::QueueFull, 1);
             SendError::QueueFull
         })
@@ -255,37 +304,49 @@ impl Node {
         if self.shared.is_local(&envelope.to) || self.shared.shutdown.is_cancelled() {
             return self.send(envelope);
         }
-        let queue = self.queue_for(&envelope.to);
-        let mut envelope = match queue.push(envelope) {
+        // Registering for a wake-up costs a lock; most sends find room at once.
+        let mut envelope = match self.push_remote(envelope) {
             Ok(()) => return Ok(()),
             Err(back) => back,
         };
         loop {
+            let queue = {
+                let mut links = self.shared.links();
+                let (host, port) = (envelope.to.host(), envelope.to.port());
+                self.shared.link_in(&mut links, host, port).queue.clone()
+            };
             let room = queue.room.notified();
             tokio::pin!(room);
-            // Registers interest before retrying, so a drain between the retry and the wait
-            // wakes us. Only done when full: registering costs a lock.
+            // Registers interest before trying, so that a drain between the try and the wait
+            // wakes us.
             room.as_mut().enable();
-            match queue.push(envelope) {
+            envelope = match self.push_remote(envelope) {
                 Ok(()) => return Ok(()),
-                Err(back) => envelope = back,
-            }
+                Err(back) => back,
+            };
             tokio::select! {
                 () = self.shared.shutdown.cancelled() => {
                     self.shared.stats.dropped(DropReason::Shutdown, 1);
                     return Err(SendError::Shutdown);
                 }
                 () = room => {}
+                // Looks again now and then in case the link retired and another took its
+                // place between the lookup and the push, leaving `room` on a dead queue.
+                () = tokio::time::sleep(SEND_WAIT_RECHECK) => {}
             }
         }
     }
 
-    /// Returns the queue of the link to `to`'s node, creating the link if needed.
-    fn queue_for(&self, to: &Pid) -> Arc<Queue> {
-        if let Some(link) = self.shared.links().get(to.host(), to.port()) {
-            return link.queue.clone();
-        }
-        self.shared.link_for(to.host(), to.port()).queue
+    /// Pushes `envelope` onto the queue of the link to its node under the table lock, so that
+    /// a link retiring at the same moment cannot lose it.
+    // Handing the envelope back is the point; boxing it would cost an allocation per send.
+    #[allow(clippy::result_large_err)]
+    fn push_remote(&self, envelope: Envelope) -> Result<(), Envelope> {
+        let mut links = self.shared.links();
+        let link = self
+            .shared
+            .link_in(&mut links, envelope.to.host(), envelope.to.port());
+        link.queue.push(envelope)
     }
 
     /// Asks for [`LinkEvent`]s about the connection to `peer`'s node: `Disconnected` when it
@@ -317,17 +378,18 @@ impl Node {
         if self.shared.is_local(peer) || self.shared.shutdown.is_cancelled() {
             return;
         }
-        // The task lives as long as the node, so the send can only fail during shutdown.
-        let _ = self
-            .shared
-            .link_for(peer.host(), peer.port())
-            .control
-            .send(control);
+        self.shared.control_link(peer.host(), peer.port(), control);
     }
 
     /// Returns this node's counters.
     pub fn stats(&self) -> TransportStats {
         self.shared.stats.snapshot()
+    }
+
+    /// Returns how many links (one per peer node, connected or not) this node has. Idle links
+    /// retire after [`NodeConfig::link_idle_timeout`].
+    pub fn n_links(&self) -> usize {
+        self.shared.n_links()
     }
 
     /// Returns how many envelopes wait in the queue of the link to `peer`'s node.
@@ -433,23 +495,20 @@ async fn accept_one(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         // `check_hello` accepted the node, so this cannot happen.
         return;
     };
-    let link = shared.link_for(host, port);
     let conn = Connection {
         id: conn_id,
         writer: handshaken.writer,
         initiator: peer.clone(),
     };
     // The link hears of the connection before its reader can report it closed.
-    if link.control.send(Control::Inbound(conn)).is_err() {
-        return;
-    }
+    let control = shared.control_link(host, port, Control::Inbound(conn));
     connection::read_loop(
         shared.clone(),
         handshaken.reader,
         handshaken.leftover,
         peer,
         conn_id,
-        link.control,
+        control,
     )
     .await;
 }

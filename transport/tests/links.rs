@@ -220,3 +220,40 @@ async fn simultaneous_open_settles_on_one_connection_without_losing_envelopes() 
     );
     assert_eq!(a.stats().dropped_total() + b.stats().dropped_total(), 0);
 }
+
+#[actix_rt::test]
+async fn idle_links_retire_and_watched_ones_stay() {
+    let mut config = listening_config();
+    config.link_idle_timeout = std::time::Duration::from_millis(20);
+    let node = Node::start(config).unwrap();
+    let mut inbox = Inbox::start();
+    let pid = node
+        .register("inbox", inbox.addr.clone().recipient())
+        .unwrap();
+    let (unwatched, watched) = (listening_node(), listening_node());
+    let (echo_unwatched, echo_watched) = (start_echo(&unwatched), start_echo(&watched));
+    node.link(inbox.addr.clone().recipient(), &echo_watched);
+    round_trip(&node, &mut inbox, &pid, &echo_unwatched, 1).await;
+    assert_eq!(inbox.next_link_event().await.state, LinkState::Connected);
+    round_trip(&node, &mut inbox, &pid, &echo_watched, 2).await;
+    assert_eq!(node.n_links(), 2);
+
+    unwatched.shutdown();
+    watched.shutdown();
+    assert_eq!(inbox.next_link_event().await.state, LinkState::Disconnected);
+    wait_until("one link left", || node.n_links() == 1).await;
+
+    // The retired link comes back on demand.
+    let restarted = {
+        let mut config = listening_config();
+        config.bind = Some(
+            format!("127.0.0.1:{}", echo_unwatched.port())
+                .parse()
+                .unwrap(),
+        );
+        Node::start(config).unwrap()
+    };
+    start_echo(&restarted);
+    round_trip(&node, &mut inbox, &pid, &echo_unwatched, 3).await;
+    assert_eq!(node.n_links(), 2);
+}

@@ -243,3 +243,16 @@ pub fn unused_port_pid(name: &str) -> Pid {
     drop(listener);
     Pid::new(name, "127.0.0.1", port).unwrap()
 }
+
+/// Waits until `condition` holds, failing the test at the deadline. For state the transport
+/// changes without telling any actor (a link retiring); events are awaited directly instead.
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still not {what} at the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
