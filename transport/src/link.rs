@@ -355,7 +355,7 @@ impl LinkTask {
                 let conn_id = shared.next_conn_id();
                 shared.stats.opened(Direction::Outbound);
                 debug!(local = %shared.local_node, peer = %self.node, conn_id, "connected");
-                actix_rt::spawn(connection::read_loop(
+                shared.spawn(connection::read_loop(
                     shared.clone(),
                     handshaken.reader,
                     handshaken.leftover,

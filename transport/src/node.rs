@@ -38,9 +38,21 @@ pub(crate) struct Shared {
     pub stats: Stats,
     pub shutdown: CancellationToken,
     conn_ids: AtomicU64,
+    /// The arbiter that started the node. Every task of the node runs there, whichever thread
+    /// triggered it, so that a node used from several arbiters still has one home whose life
+    /// bounds its tasks.
+    arbiter: actix_rt::ArbiterHandle,
 }
 
 impl Shared {
+    /// Runs `task` on the node's arbiter.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        if !self.arbiter.spawn(task) {
+            // Only once the arbiter stopped, when the node's tasks are gone anyway.
+            debug!(local = %self.local_node, "arbiter stopped, task not started");
+        }
+    }
+
     pub(crate) fn next_conn_id(&self) -> u64 {
         self.conn_ids.fetch_add(1, Ordering::Relaxed)
     }
@@ -86,7 +98,7 @@ impl Shared {
         let ports = links.by_host.entry(host.to_owned()).or_default();
         ports.entry(port).or_insert_with(|| {
             let (task, handle) = LinkTask::new(self.clone(), format!("{host}:{port}"));
-            actix_rt::spawn(task.run());
+            self.spawn(task.run());
             handle
         })
     }
@@ -222,10 +234,11 @@ impl Node {
             stats: Stats::default(),
             shutdown: CancellationToken::new(),
             conn_ids: AtomicU64::new(1),
+            arbiter: actix_rt::Arbiter::current(),
         });
         if let Some(listener) = listener {
             info!(local = %shared.local_node, addr = ?local_addr, "transport listening");
-            actix_rt::spawn(accept_loop(shared.clone(), listener));
+            shared.spawn(accept_loop(shared.clone(), listener));
         }
         Ok(Self { shared })
     }
@@ -444,7 +457,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, addr)) => {
-                actix_rt::spawn(accept_one(shared.clone(), stream, addr));
+                shared.spawn(accept_one(shared.clone(), stream, addr));
             }
             Err(err) => {
                 // Usually out of file descriptors: pause rather than spin on the error.

@@ -175,3 +175,24 @@ async fn names_are_unique_per_node() {
             .is_err()
     );
 }
+
+#[actix_rt::test]
+async fn a_node_serves_actors_on_other_arbiters() {
+    let server = listening_node();
+    let echo = start_echo(&server);
+    let client = listening_node();
+    let mut inbox = Inbox::start();
+    let pid = client
+        .register("inbox", inbox.addr.clone().recipient())
+        .unwrap();
+
+    // The first send to the server happens on another thread; the link it starts must still
+    // run on the node's own arbiter.
+    let other = actix_rt::Arbiter::new();
+    let (node, from, to) = (client.clone(), pid.clone(), echo.clone());
+    assert!(other.spawn(async move { node.send(ping(&from, &to, 9)).unwrap() }));
+    assert_eq!(pong_seq(&inbox.next_delivery().await), 9);
+    other.stop();
+    // The link outlives the arbiter that started it.
+    round_trip(&client, &mut inbox, &pid, &echo, 10).await;
+}
