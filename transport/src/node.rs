@@ -71,7 +71,9 @@ impl Shared {
     /// identifies the actor.
     pub(crate) fn deliver_local(&self, envelope: Envelope) -> Result<(), SendError> {
         let actors = self.actors.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(recipient) = actors.get(envelope.to.name()) {
+        // An actor that stopped without unregistering counts as gone: its mailbox would swallow
+        // the envelope without a trace.
+        if let Some(recipient) = actors.get(envelope.to.name()).filter(|r| r.connected()) {
             recipient.do_send(Delivery(envelope));
             return Ok(());
         }

@@ -196,3 +196,24 @@ async fn a_node_serves_actors_on_other_arbiters() {
     // The link outlives the arbiter that started it.
     round_trip(&client, &mut inbox, &pid, &echo, 10).await;
 }
+
+#[actix_rt::test]
+async fn envelopes_for_a_stopped_actor_are_dropped_and_counted() {
+    let node = listening_node();
+    let mut inbox = Inbox::start();
+    let pid = node
+        .register("inbox", inbox.addr.clone().recipient())
+        .unwrap();
+    let gone = Inbox::start();
+    let gone_pid = node
+        .register("gone", gone.addr.clone().recipient())
+        .unwrap();
+    gone.stop().await;
+    node.send(ping(&pid, &pid, 1)).unwrap();
+    assert_eq!(ping_seq(&inbox.next_delivery().await), 1);
+    assert_eq!(
+        node.send(ping(&pid, &gone_pid, 2)),
+        Err(SendError::NoSuchActor)
+    );
+    assert_eq!(node.stats().dropped(DropReason::NoSuchActor), 1);
+}

@@ -44,6 +44,19 @@ impl Handler<LinkEvent> for Collector {
     }
 }
 
+/// Stops the actor that receives it.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        actix::ActorContext::stop(ctx);
+    }
+}
+
 /// The receiving end of a [`Collector`].
 pub struct Inbox {
     pub addr: Addr<Collector>,
@@ -79,6 +92,17 @@ impl Inbox {
             .await
             .expect("no link event before the deadline")
             .expect("collector stopped")
+    }
+
+    /// Stops the collector and waits until it is gone (its channels close with it).
+    pub async fn stop(mut self) {
+        self.addr.do_send(Stop);
+        let closed = tokio::time::timeout(DEADLINE, async {
+            while self.deliveries.recv().await.is_some() {}
+        });
+        closed
+            .await
+            .expect("collector still running at the deadline");
     }
 
     pub fn no_pending_delivery(&mut self) -> bool {
