@@ -527,3 +527,24 @@ async fn accept_one(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     )
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_node_takes_the_last_colon() {
+        assert_eq!(split_node("10.0.0.1:5050"), Some(("10.0.0.1", 5050)));
+        assert_eq!(split_node("[::1]:5051"), Some(("[::1]", 5051)));
+        assert_eq!(split_node("agent.example:1"), Some(("agent.example", 1)));
+        for bad in ["", "host", "host:", ":1", "host:65536", "host:x"] {
+            assert_eq!(split_node(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_of_brackets_ipv6() {
+        assert_eq!(host_of(&"127.0.0.1:1".parse().unwrap()), "127.0.0.1");
+        assert_eq!(host_of(&"[::1]:1".parse().unwrap()), "[::1]");
+    }
+}
