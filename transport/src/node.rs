@@ -97,12 +97,13 @@ impl Shared {
         host: &str,
         port: u16,
     ) -> &'a LinkHandle {
-        let ports = links.by_host.entry(host.to_owned()).or_default();
-        ports.entry(port).or_insert_with(|| {
+        // Looks up before inserting: `entry` would take an owned host, an allocation per send.
+        if links.get(host, port).is_none() {
             let (task, handle) = LinkTask::new(self.clone(), format!("{host}:{port}"));
             self.spawn(task.run());
-            handle
-        })
+            links.by_host.entry(host.to_owned()).or_default().insert(port, handle);
+        }
+        links.get(host, port).expect("the link was just inserted")
     }
 
     /// Sends `control` to the link to `host:port`, starting it if needed, and returns a sender
