@@ -101,7 +101,11 @@ impl Shared {
         if links.get(host, port).is_none() {
             let (task, handle) = LinkTask::new(self.clone(), format!("{host}:{port}"));
             self.spawn(task.run());
-            links.by_host.entry(host.to_owned()).or_default().insert(port, handle);
+            links
+                .by_host
+                .entry(host.to_owned())
+                .or_default()
+                .insert(port, handle);
         }
         links.get(host, port).expect("the link was just inserted")
     }
