@@ -37,6 +37,10 @@ pub struct NodeConfig {
     pub backoff_initial: Duration,
     /// Longest reconnection delay.
     pub backoff_max: Duration,
+    /// Idle time before TCP keepalive probes start on a connection (then every third of it,
+    /// three times). Finds peers that vanished without closing (power loss, a dropped NAT entry)
+    /// on connections that carry nothing; `None` leaves keepalive off.
+    pub keepalive: Option<Duration>,
     /// How long a link with no connection, nothing queued and no watcher lives on. Without it a
     /// master would keep a task for every framework that ever connected.
     pub link_idle_timeout: Duration,
@@ -72,6 +76,7 @@ impl NodeConfig {
             handshake_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(10),
+            keepalive: Some(Duration::from_secs(30)),
             link_idle_timeout: Duration::from_secs(60),
         }
     }

@@ -63,6 +63,21 @@ impl HandshakeError {
     }
 }
 
+/// Sets `TCP_NODELAY` (small envelopes must not wait for Nagle: the link already batches) and
+/// keepalive on a new connection.
+pub(crate) fn tune(keepalive: Option<std::time::Duration>, stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    if let Some(time) = keepalive {
+        let interval = (time / 3).max(std::time::Duration::from_secs(1));
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(time)
+            .with_interval(interval)
+            .with_retries(3);
+        socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
+    }
+    Ok(())
+}
+
 /// Checks a peer's `Hello`. Pure, so that the rules are tested without sockets.
 pub(crate) fn check_hello(hello: &Hello) -> Result<(), HandshakeError> {
     if hello.protocol_version != PROTOCOL_VERSION {
@@ -164,10 +179,7 @@ pub(crate) async fn connect(shared: &Shared, node: &str) -> Result<Handshaken, H
                 return Err(HandshakeError::io(&err));
             }
         };
-    // Small envelopes must not wait for Nagle: the writer already batches.
-    stream
-        .set_nodelay(true)
-        .map_err(|err| HandshakeError::io(&err))?;
+    tune(config.keepalive, &stream).map_err(|err| HandshakeError::io(&err))?;
     let exchange = async {
         write_hello(shared, &mut stream).await?;
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -271,6 +283,21 @@ mod tests {
             role: PeerRole::Agent,
             node: node.to_owned(),
         }
+    }
+
+    #[tokio::test]
+    async fn tune_sets_nodelay_and_keepalive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        tune(Some(std::time::Duration::from_secs(30)), &stream).unwrap();
+        assert!(stream.nodelay().unwrap());
+        let socket = socket2::SockRef::from(&stream);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap().as_secs(), 30);
+        assert_eq!(socket.tcp_keepalive_interval().unwrap().as_secs(), 10);
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
     }
 
     #[test]

@@ -478,8 +478,8 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 /// Handshakes one accepted connection, hands its write half to the link of the peer's
 /// advertised node and starts its reader.
 async fn accept_one(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
-    if let Err(err) = stream.set_nodelay(true) {
-        debug!(local = %shared.local_node, %addr, error = %err, "cannot set nodelay");
+    if let Err(err) = connection::tune(shared.config.keepalive, &stream) {
+        debug!(local = %shared.local_node, %addr, error = %err, "cannot tune socket");
     }
     let timeout = shared.config.handshake_timeout;
     let handshake = tokio::select! {
