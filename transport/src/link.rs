@@ -305,7 +305,15 @@ impl LinkTask {
                 );
                 // Dropping the old write half sends FIN; its reader drains it until the peer
                 // closes its side.
+                let reconnected = current.initiator == conn.initiator;
                 self.current = Some(conn);
+                if reconnected {
+                    // The peer only opens another connection when it lost the old one (it may
+                    // have restarted), which watchers must hear of even though this end never
+                    // saw the old one break.
+                    self.report(LinkState::Disconnected);
+                    self.report(LinkState::Connected);
+                }
             }
             Some(current) => {
                 debug!(

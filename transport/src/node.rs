@@ -205,7 +205,8 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// Binds the listener (if the config has one) and starts accepting connections. Must run
-    /// inside an actix `System` (or a tokio `LocalSet`).
+    /// inside an actix `System`: the node's tasks run on the current arbiter, and it panics
+    /// outside one.
     pub fn start(config: NodeConfig) -> Result<Self, TransportError> {
         let (listener, local_addr) = match config.bind {
             Some(addr) => {

@@ -257,3 +257,27 @@ async fn idle_links_retire_and_watched_ones_stay() {
     round_trip(&node, &mut inbox, &pid, &echo_unwatched, 3).await;
     assert_eq!(node.n_links(), 2);
 }
+
+#[actix_rt::test]
+async fn a_peer_reconnecting_over_a_live_connection_is_reported_as_a_break() {
+    let node = listening_node();
+    let mut watcher = Inbox::start();
+    let peer: strata_protocol::Pid = "inbox@x.test:1".parse().unwrap();
+
+    let mut first = raw_peer(node.local_addr().unwrap()).await;
+    node.link(watcher.addr.clone().recipient(), &peer);
+    assert_eq!(watcher.next_link_event().await.state, LinkState::Connected);
+
+    // The same node connects again while its first connection still looks alive here, as a
+    // restarted process does before the old connection's reset arrives.
+    let _second = raw_peer(node.local_addr().unwrap()).await;
+    assert_eq!(
+        watcher.next_link_event().await.state,
+        LinkState::Disconnected
+    );
+    assert_eq!(watcher.next_link_event().await.state, LinkState::Connected);
+    // The node stops writing to the first connection and half-closes it.
+    expect_closed(&mut first).await;
+    assert_eq!(node.stats().connections_inbound, 2);
+    assert_eq!(node.stats().links_connected, 1);
+}
