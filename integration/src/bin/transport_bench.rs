@@ -344,6 +344,11 @@ fn run_parent(args: &Args) -> anyhow::Result<()> {
         args.round_trips
     );
     println!();
+    // Other work on the machine skews both figures; say how busy it was.
+    if let Ok(loadavg) = std::fs::read_to_string("/proc/loadavg") {
+        let one_minute = loadavg.split_whitespace().next().unwrap_or("?");
+        println!("load average (1 min) at the end: {one_minute}");
+    }
     println!(
         "parent node: {} sent, {} received, {} dropped, {} connection(s)",
         stats.messages_sent,
