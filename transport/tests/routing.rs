@@ -217,3 +217,22 @@ async fn envelopes_for_a_stopped_actor_are_dropped_and_counted() {
     );
     assert_eq!(node.stats().dropped(DropReason::NoSuchActor), 1);
 }
+
+#[actix_rt::test]
+async fn envelope_over_the_frame_limit_is_dropped_and_the_link_carries_on() {
+    let server = listening_node();
+    let echo = start_echo(&server);
+    let mut config = listening_config();
+    config.codec = strata_protocol::FrameCodec::new().with_frame_len_max(200);
+    let client = Node::start(config).unwrap();
+    let mut inbox = Inbox::start();
+    let pid = client
+        .register("inbox", inbox.addr.clone().recipient())
+        .unwrap();
+
+    let huge = server.pid(&"x".repeat(250)).unwrap();
+    client.send(ping(&pid, &huge, 1)).unwrap();
+    round_trip(&client, &mut inbox, &pid, &echo, 2).await;
+    assert_eq!(client.stats().dropped(DropReason::EncodeFailed), 1);
+    assert_eq!(client.stats().messages_sent, 1);
+}
