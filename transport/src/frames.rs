@@ -89,6 +89,7 @@ mod tests {
             .map(|message| match message {
                 Message::Ping(ping) => ping.seq,
                 Message::Pong(pong) => pong.seq,
+                other => panic!("unexpected message {}", other.name()),
             })
             .collect()
     }
