@@ -44,6 +44,10 @@ pub struct NodeConfig {
     /// How long a link with no connection, nothing queued and no watcher lives on. Without it a
     /// master would keep a task for every framework that ever connected.
     pub link_idle_timeout: Duration,
+    /// Where to forward accepted connections that do not speak the actor protocol (their first
+    /// byte is not 0x00, which every frame header starts with). Daemons set it to their
+    /// actix-web server so that, as with Mesos, one port serves both the actor protocol and HTTP.
+    pub http_upstream: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -78,6 +82,7 @@ impl NodeConfig {
             backoff_max: Duration::from_secs(10),
             keepalive: Some(Duration::from_secs(30)),
             link_idle_timeout: Duration::from_secs(60),
+            http_upstream: None,
         }
     }
 }

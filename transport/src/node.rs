@@ -476,6 +476,36 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// Returns the first byte the peer sent, without consuming it; `None` if it closed.
+async fn first_byte(stream: &TcpStream) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte).await {
+        Ok(1) => Some(byte[0]),
+        _ => None,
+    }
+}
+
+/// Relays a connection that is not the actor protocol (HTTP) to the daemon's HTTP server, both
+/// ways, until either side closes.
+async fn proxy(shared: &Shared, mut stream: TcpStream, addr: SocketAddr, upstream: SocketAddr) {
+    let mut upstream_stream = match TcpStream::connect(upstream).await {
+        Ok(upstream_stream) => upstream_stream,
+        Err(err) => {
+            warn!(local = %shared.local_node, %addr, %upstream, error = %err, "cannot reach the http server");
+            return;
+        }
+    };
+    let _ = upstream_stream.set_nodelay(true);
+    let copied = tokio::select! {
+        biased;
+        () = shared.shutdown.cancelled() => return,
+        copied = tokio::io::copy_bidirectional(&mut stream, &mut upstream_stream) => copied,
+    };
+    if let Err(err) = copied {
+        debug!(local = %shared.local_node, %addr, error = %err, "http relay ended");
+    }
+}
+
 /// Handshakes one accepted connection, hands its write half to the link of the peer's
 /// advertised node and starts its reader.
 async fn accept_one(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
@@ -483,6 +513,16 @@ async fn accept_one(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         debug!(local = %shared.local_node, %addr, error = %err, "cannot tune socket");
     }
     let timeout = shared.config.handshake_timeout;
+    if let Some(upstream) = shared.config.http_upstream {
+        match tokio::time::timeout(timeout, first_byte(&stream)).await {
+            Ok(Some(byte)) if byte != 0 => {
+                proxy(&shared, stream, addr, upstream).await;
+                return;
+            }
+            // Either a frame header, or nothing yet: the handshake decides.
+            _ => {}
+        }
+    }
     let handshake = tokio::select! {
         biased;
         () = shared.shutdown.cancelled() => return,
