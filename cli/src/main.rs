@@ -6,6 +6,7 @@
 mod duration;
 mod flags;
 mod logging;
+mod master;
 
 use clap::Parser;
 
@@ -40,7 +41,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Master(flags) => not_yet("master", "#3", &flags),
+        Command::Master(flags) => master::run(flags),
         Command::Agent(flags) => not_yet("agent", "#4", &flags),
         Command::Dev(flags) => not_yet("dev", "#5", &flags),
         Command::Run(flags) => not_yet("run", "#5", &flags),

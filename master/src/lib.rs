@@ -15,5 +15,9 @@
 //! **Architecture invariant:** `allocator` imports no runtime, actor system or network type;
 //! the master's actor calls it and turns its [`allocator::Allocation`]s into OFFERS events.
 
+pub mod actor;
 pub mod allocator;
+pub mod http;
+pub mod metrics;
+pub mod server;
 pub mod state;

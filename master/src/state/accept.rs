@@ -17,7 +17,7 @@ use strata_protocol::resources::AllocationInfo;
 use strata_protocol::scheduler::Accept;
 use strata_protocol::{AgentId, FrameworkId, Resource, Resources, TaskId};
 
-use super::{Effect, MasterState, Now, OfferEntry, TaskEntry};
+use super::{Effect, ExecutorEntry, MasterState, Now, OfferEntry, TaskEntry};
 
 /// The agent and role every offer of one ACCEPT shares.
 struct Target {
@@ -397,7 +397,13 @@ impl MasterState {
         if agent.executors.contains_key(&key) {
             return false;
         }
-        agent.executors.insert(key, resources);
+        agent.executors.insert(
+            key,
+            ExecutorEntry {
+                info: executor.clone(),
+                resources,
+            },
+        );
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
             framework
                 .executors

@@ -18,7 +18,7 @@ use strata_protocol::{AgentId, FrameworkId, Pid, Resources};
 use super::frameworks::{framework_roles, push_bounded};
 use super::tasks::unix_to_time_info;
 use super::{
-    Agent, AgentMode, Effect, Framework, MasterState, Now, OperatorError, TaskEntry,
+    Agent, AgentMode, Effect, ExecutorEntry, Framework, MasterState, Now, OperatorError, TaskEntry,
     UnreachableAgent,
 };
 
@@ -245,6 +245,21 @@ impl MasterState {
                 }
             }
         }
+        let mut executors = BTreeMap::new();
+        for info in reregister.executor_infos {
+            let Some(framework_id) = info.framework_id.clone() else {
+                continue;
+            };
+            if !self.frameworks.contains_key(&framework_id) {
+                continue;
+            }
+            let Ok(resources) = Resources::from_resources(info.resources.iter().cloned()) else {
+                continue;
+            };
+            *used.entry(framework_id.clone()).or_default() += &resources;
+            let key = (framework_id, info.executor_id.clone());
+            executors.insert(key, ExecutorEntry { info, resources });
+        }
         if let Err(err) = self
             .allocator
             .add_agent(agent_id.clone(), total.clone(), used)
@@ -255,8 +270,15 @@ impl MasterState {
         let mut info = reregister.agent_info;
         info.id = Some(agent_id.clone());
         self.admit_agent(now, agent_id.clone(), from, info, reregister.version, total);
+        for (framework_id, executor_id) in executors.keys() {
+            if let Some(framework) = self.frameworks.get_mut(framework_id) {
+                let on_agent = framework.executors.entry(agent_id.clone()).or_default();
+                on_agent.insert(executor_id.clone());
+            }
+        }
         if let Some(agent) = self.agents.get_mut(agent_id) {
             agent.reregistered_time = Some(now.unix);
+            agent.executors = executors;
         }
         for (task, resources) in tasks {
             self.readmit_task(now, agent_id, task, resources, was_unreachable, out);

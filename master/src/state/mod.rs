@@ -215,13 +215,21 @@ struct Agent {
     /// Tasks on this agent, by framework.
     tasks: BTreeSet<(FrameworkId, TaskId)>,
     /// Custom executors and the resources they use.
-    executors: BTreeMap<(FrameworkId, ExecutorId), Resources>,
+    executors: BTreeMap<(FrameworkId, ExecutorId), ExecutorEntry>,
     registered_time: f64,
     reregistered_time: Option<f64>,
     /// The sequence number of the last ping sent, if its pong has not come back.
     ping_outstanding: Option<u64>,
     pings_missed: u32,
     next_ping: Duration,
+}
+
+/// A custom executor running on an agent.
+#[derive(Debug, Clone)]
+struct ExecutorEntry {
+    info: strata_protocol::mesos::ExecutorInfo,
+    /// What it uses besides its tasks (with `allocation_info`).
+    resources: Resources,
 }
 
 /// An agent marked unreachable, kept so that reconciliation can answer for its tasks.

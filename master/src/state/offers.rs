@@ -17,6 +17,7 @@ impl MasterState {
     pub(super) fn allocate(&mut self, now: Now, out: &mut Vec<Effect>) {
         self.allocation_pending = false;
         self.next_allocation = now.mono + self.config.allocation_interval;
+        self.counters.allocation_runs += 1;
         let allocations = self.allocator.allocate(now.mono);
         let mut by_framework: BTreeMap<FrameworkId, Vec<Offer>> = BTreeMap::new();
         for allocation in allocations {

@@ -397,7 +397,8 @@ impl MasterState {
         let resources = self
             .agents
             .get_mut(&exited.agent_id)
-            .and_then(|agent| agent.executors.remove(&key));
+            .and_then(|agent| agent.executors.remove(&key))
+            .map(|entry| entry.resources);
         if let Some(framework) = self.frameworks.get_mut(&exited.framework_id)
             && let Some(executors) = framework.executors.get_mut(&exited.agent_id)
         {

@@ -24,6 +24,8 @@ pub struct MasterCounters {
     pub offers_declined: u64,
     pub offers_rescinded: u64,
     pub tasks_launched: u64,
+    /// Allocation runs (batch and event-driven).
+    pub allocation_runs: u64,
     /// Tasks that reached each terminal state (and TASK_ERROR/TASK_DROPPED answers).
     pub tasks_terminal: BTreeMap<&'static str, u64>,
     pub valid_status_updates: u64,
@@ -171,8 +173,8 @@ impl MasterState {
                         used += &entry.resources;
                     }
                 }
-                for resources in agent.executors.values() {
-                    used += resources;
+                for executor in agent.executors.values() {
+                    used += &executor.resources;
                 }
                 AgentSummary {
                     id: agent.id.clone(),
@@ -187,6 +189,19 @@ impl MasterState {
                     registered_time: agent.registered_time,
                     reregistered_time: agent.reregistered_time,
                 }
+            })
+            .collect()
+    }
+
+    /// Returns the custom executors running on registered agents.
+    pub fn executors(&self) -> Vec<(AgentId, strata_protocol::mesos::ExecutorInfo)> {
+        self.agents
+            .values()
+            .flat_map(|agent| {
+                agent
+                    .executors
+                    .values()
+                    .map(|executor| (agent.id.clone(), executor.info.clone()))
             })
             .collect()
     }

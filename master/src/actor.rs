@@ -1,0 +1,312 @@
+//! The master actor: a thin shell around [`MasterState`].
+//!
+//! It turns envelopes from the transport, broken links, timers and HTTP requests into inputs for
+//! the state machine, and executes the effects it returns: envelopes to frameworks and agents,
+//! links to watch, events for HTTP streams. It makes no decisions of its own.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, SpawnHandle,
+};
+use metrics_exporter_prometheus::PrometheusRecorder;
+use strata_protocol::scheduler::Event;
+use strata_protocol::{Body, Envelope, Epoch, Pid};
+use strata_transport::{Delivery, LinkEvent, LinkState, Node};
+use tokio::sync::mpsc;
+
+use crate::metrics::record_master_metrics;
+use crate::state::{Effect, FrameworkConn, MasterState, Now};
+
+/// Reads the clock for the state machine: monotonic time since the actor started, and the wall
+/// clock for timestamps.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin: Instant,
+    unix_origin: f64,
+}
+
+impl Clock {
+    /// Starts a clock at the current time.
+    #[allow(clippy::disallowed_methods)] // The actor is where time enters the system.
+    pub fn start() -> Clock {
+        let unix_origin = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Clock {
+            origin: Instant::now(),
+            unix_origin,
+        }
+    }
+
+    /// Returns the current time.
+    pub fn now(&self) -> Now {
+        let mono = self.origin.elapsed();
+        Now {
+            mono,
+            unix: self.unix_origin + mono.as_secs_f64(),
+        }
+    }
+}
+
+/// The master actor; see the module documentation.
+pub struct MasterActor {
+    state: MasterState,
+    node: Node,
+    pid: Pid,
+    epoch: Epoch,
+    clock: Clock,
+    recorder: PrometheusRecorder,
+    /// The pending wake-up and when it fires (monotonic).
+    wake: Option<(SpawnHandle, Duration)>,
+    /// Event streams of frameworks subscribed over HTTP, by `Mesos-Stream-Id`.
+    http_streams: BTreeMap<String, mpsc::UnboundedSender<Event>>,
+    effects: Vec<Effect>,
+}
+
+impl MasterActor {
+    pub fn new(
+        state: MasterState,
+        node: Node,
+        pid: Pid,
+        epoch: Epoch,
+        clock: Clock,
+    ) -> MasterActor {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        MasterActor {
+            state,
+            node,
+            pid,
+            epoch,
+            clock,
+            recorder,
+            wake: None,
+            http_streams: BTreeMap::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    /// Executes the effects the last step recorded, then makes sure `tick` runs when due.
+    fn execute(&mut self, ctx: &mut Context<Self>) {
+        for effect in std::mem::take(&mut self.effects) {
+            match effect {
+                Effect::Framework {
+                    conn: FrameworkConn::Actor(pid),
+                    event,
+                } => {
+                    self.send(pid, Body::SchedulerEvent(event));
+                }
+                Effect::Framework {
+                    conn: FrameworkConn::Http(stream_id),
+                    event,
+                } => {
+                    if let Some(stream) = self.http_streams.get(&stream_id)
+                        && stream.send(event).is_err()
+                    {
+                        self.http_streams.remove(&stream_id);
+                    }
+                }
+                Effect::CloseFramework {
+                    conn: FrameworkConn::Http(stream_id),
+                } => {
+                    // Dropping the sender ends the HTTP response stream.
+                    self.http_streams.remove(&stream_id);
+                }
+                Effect::CloseFramework {
+                    conn: FrameworkConn::Actor(pid),
+                } => {
+                    self.node.unlink(ctx.address().recipient(), &pid);
+                }
+                Effect::Agent { pid, message } => self.send(pid, Body::Internal(message)),
+                Effect::Link { pid } => self.node.link(ctx.address().recipient(), &pid),
+            }
+        }
+        self.schedule(ctx);
+    }
+
+    fn send(&self, to: Pid, body: Body) {
+        let envelope = Envelope {
+            from: self.pid.clone(),
+            to,
+            epoch: self.epoch,
+            body,
+        };
+        if let Err(err) = self.node.send(envelope) {
+            tracing::debug!(error = %err, "message not sent");
+        }
+    }
+
+    /// Arms a timer for the state's next deadline (now, if an allocation is pending).
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let now = self.clock.now().mono;
+        let due = if self.state.allocation_pending() {
+            now
+        } else {
+            self.state.next_deadline()
+        };
+        if let Some((handle, at)) = self.wake {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(due.saturating_sub(now), |actor, ctx| {
+            actor.wake = None;
+            actor.tick(ctx);
+        });
+        self.wake = Some((handle, due));
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let runs_before = self.state.counters().allocation_runs;
+        #[allow(clippy::disallowed_methods)] // Measures the allocator for its metric.
+        let started = Instant::now();
+        let now = self.clock.now();
+        self.state.tick(now, &mut self.effects);
+        if self.state.counters().allocation_runs != runs_before {
+            let elapsed = started.elapsed().as_secs_f64();
+            metrics::with_local_recorder(&self.recorder, || {
+                metrics::histogram!("strata_allocator_run_duration_seconds").record(elapsed);
+            });
+        }
+        self.execute(ctx);
+    }
+}
+
+impl Actor for MasterActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(pid = %self.pid, epoch = %self.epoch, "master started");
+        self.schedule(ctx);
+    }
+}
+
+impl Handler<Delivery> for MasterActor {
+    type Result = ();
+
+    fn handle(&mut self, Delivery(envelope): Delivery, ctx: &mut Context<Self>) {
+        let now = self.clock.now();
+        let from = envelope.from;
+        match envelope.body {
+            Body::SchedulerCall(call) => {
+                let call_type = call.body.type_name();
+                let conn = FrameworkConn::Actor(from.clone());
+                if let Err(err) = self
+                    .state
+                    .scheduler_call(now, conn, call, &mut self.effects)
+                {
+                    tracing::info!(%from, call = call_type, error = %err, "refused scheduler call");
+                }
+            }
+            Body::Internal(message) => {
+                self.state
+                    .agent_message(now, from, message, &mut self.effects)
+            }
+            other => {
+                tracing::debug!(%from, body = ?std::mem::discriminant(&other), "ignoring message not meant for a master");
+            }
+        }
+        self.execute(ctx);
+    }
+}
+
+impl Handler<LinkEvent> for MasterActor {
+    type Result = ();
+
+    fn handle(&mut self, event: LinkEvent, ctx: &mut Context<Self>) {
+        if event.state == LinkState::Disconnected {
+            let now = self.clock.now();
+            self.state.link_broken(now, &event.peer, &mut self.effects);
+            self.execute(ctx);
+        }
+    }
+}
+
+/// A read-only question about the state.
+pub type InspectFn<R> = Box<dyn FnOnce(&MasterState, Now) -> R + Send>;
+
+/// A change to the state that may record effects.
+pub type OperateFn<R> = Box<dyn FnOnce(&mut MasterState, Now, &mut Vec<Effect>) -> R + Send>;
+
+/// Runs `inspect` on the state and returns its result; for read-only HTTP endpoints.
+pub struct Inspect<R>(pub InspectFn<R>);
+
+impl<R: 'static> Message for Inspect<R> {
+    type Result = R;
+}
+
+impl<R: 'static> Handler<Inspect<R>> for MasterActor {
+    type Result = MessageResult<Inspect<R>>;
+
+    fn handle(&mut self, Inspect(inspect): Inspect<R>, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(inspect(&self.state, self.clock.now()))
+    }
+}
+
+/// Runs `operate` on the state and executes the effects it records; for operator calls.
+pub struct Operate<R>(pub OperateFn<R>);
+
+impl<R: 'static> Message for Operate<R> {
+    type Result = R;
+}
+
+impl<R: 'static> Handler<Operate<R>> for MasterActor {
+    type Result = MessageResult<Operate<R>>;
+
+    fn handle(&mut self, Operate(operate): Operate<R>, ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.clock.now();
+        let result = operate(&mut self.state, now, &mut self.effects);
+        self.execute(ctx);
+        MessageResult(result)
+    }
+}
+
+/// Registers an HTTP framework's event stream under its `Mesos-Stream-Id`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OpenHttpStream {
+    pub stream_id: String,
+    pub events: mpsc::UnboundedSender<Event>,
+}
+
+impl Handler<OpenHttpStream> for MasterActor {
+    type Result = ();
+
+    fn handle(&mut self, open: OpenHttpStream, _: &mut Context<Self>) {
+        self.http_streams.insert(open.stream_id, open.events);
+    }
+}
+
+/// Renders the master's metrics in the Prometheus text format.
+#[derive(Message)]
+#[rtype(result = "String")]
+pub struct RenderMetrics;
+
+impl Handler<RenderMetrics> for MasterActor {
+    type Result = String;
+
+    fn handle(&mut self, _: RenderMetrics, _: &mut Context<Self>) -> String {
+        let now = self.clock.now();
+        metrics::with_local_recorder(&self.recorder, || {
+            record_master_metrics(&self.state, now, &self.node.stats());
+        });
+        self.recorder.handle().render()
+    }
+}
+
+/// Stops the master actor and its transport node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for MasterActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        self.node.shutdown();
+        ctx.stop();
+    }
+}

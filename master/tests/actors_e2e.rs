@@ -1,0 +1,392 @@
+//! The master's main flows through real actors over real TCP: a test agent and a test framework
+//! (each a transport node in this process) talk to a master started as `strata master` starts
+//! it, and HTTP requests go to the master's port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix::{Actor, Context, Handler};
+use serde_json::{Value, json};
+use strata_master::server::{MasterOptions, start};
+use strata_protocol::internal::{self, Message};
+use strata_protocol::mesos::{TaskState, TaskStatus};
+use strata_protocol::scheduler::{self, Call, CallBody, Event};
+use strata_protocol::{Body, Bytes, Envelope, Epoch, PeerRole, Pid, Resources};
+use strata_transport::{Delivery, Node, NodeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Forwards every envelope to the test.
+struct Forward(mpsc::UnboundedSender<Envelope>);
+
+impl Actor for Forward {
+    type Context = Context<Self>;
+}
+
+impl Handler<Delivery> for Forward {
+    type Result = ();
+    fn handle(&mut self, Delivery(envelope): Delivery, _: &mut Context<Self>) {
+        let _ = self.0.send(envelope);
+    }
+}
+
+/// A peer of the master: a node with one actor whose inbox the test reads.
+struct Peer {
+    node: Node,
+    pid: Pid,
+    inbox: mpsc::UnboundedReceiver<Envelope>,
+    master: Pid,
+}
+
+impl Peer {
+    fn start(role: PeerRole, name: &str, host: &str, master: &Pid) -> Peer {
+        let node = Node::start(NodeConfig::connect_only(role, host, 1)).unwrap();
+        let (tx, inbox) = mpsc::unbounded_channel();
+        let pid = node
+            .register(name, Forward(tx).start().recipient())
+            .unwrap();
+        Peer {
+            node,
+            pid,
+            inbox,
+            master: master.clone(),
+        }
+    }
+
+    fn send(&self, body: Body) {
+        let envelope = Envelope {
+            from: self.pid.clone(),
+            to: self.master.clone(),
+            epoch: Epoch::NONE,
+            body,
+        };
+        self.node.send(envelope).unwrap();
+    }
+
+    /// Waits for the next envelope whose body `pick` accepts, skipping others.
+    async fn expect<T>(&mut self, what: &str, pick: impl Fn(Body) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let envelope = tokio::time::timeout_at(deadline, self.inbox.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .expect("inbox open");
+            if let Some(found) = pick(envelope.body) {
+                return found;
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns the status and the body.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, dechunk(&body))
+}
+
+/// Removes chunked transfer encoding, if present.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, tail)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&tail[..size]);
+        rest = &tail[size + 2..];
+    }
+}
+
+async fn operator(addr: SocketAddr, call: Value) -> Value {
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/json")],
+        call.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[actix_rt::test]
+async fn framework_launches_a_task_on_an_agent_and_the_operator_sees_it() {
+    let mut options = MasterOptions::new("127.0.0.1:0".parse().unwrap());
+    options.allocation_interval = Duration::from_millis(50);
+    let master = start(options).await.unwrap();
+
+    // The agent registers and gets its ID.
+    let mut agent = Peer::start(PeerRole::Agent, "agent", "agent.test", &master.pid);
+    let agent_info = json!({"hostname": "agent.test", "resources": Resources::parse("cpus:2;mem:1024;ports:[31000-31009]", "*").unwrap().to_wire()});
+    agent.send(Body::Internal(Message::RegisterAgent(
+        internal::RegisterAgent {
+            agent_info: serde_json::from_value(agent_info).unwrap(),
+            checkpointed_resources: vec![],
+            version: "test".into(),
+            capabilities: vec![],
+        },
+    )));
+    let agent_id = agent
+        .expect("AgentRegistered", |body| match body {
+            Body::Internal(Message::AgentRegistered(registered)) => Some(registered.agent_id),
+            _ => None,
+        })
+        .await;
+
+    // The framework subscribes and gets an offer for the agent.
+    let mut framework = Peer::start(
+        PeerRole::Scheduler,
+        "scheduler",
+        "framework.test",
+        &master.pid,
+    );
+    let subscribe =
+        serde_json::from_value(json!({"framework_info": {"user": "root", "name": "e2e"}})).unwrap();
+    framework.send(Body::SchedulerCall(Call {
+        framework_id: None,
+        body: CallBody::Subscribe(subscribe),
+    }));
+    let framework_id = framework
+        .expect("SUBSCRIBED", |body| match body {
+            Body::SchedulerEvent(Event::Subscribed(subscribed)) => Some(subscribed.framework_id),
+            _ => None,
+        })
+        .await;
+    let offer = framework
+        .expect("OFFERS", |body| match body {
+            Body::SchedulerEvent(Event::Offers(offers)) => offers.offers.into_iter().next(),
+            _ => None,
+        })
+        .await;
+    assert_eq!(offer.agent_id, agent_id);
+
+    // It launches a task; the master sends it to the agent.
+    let task = json!({"name": "sleep", "task_id": {"value": "t1"}, "agent_id": {"value": agent_id.as_str()},
+        "resources": Resources::parse("cpus:1;mem:128", "*").unwrap().to_wire(), "command": {"value": "sleep 100"}});
+    let accept = json!({"offer_ids": [offer.id], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]});
+    framework.send(Body::SchedulerCall(Call {
+        framework_id: Some(framework_id.clone()),
+        body: CallBody::Accept(serde_json::from_value(accept).unwrap()),
+    }));
+    let run = agent
+        .expect("RunTask", |body| match body {
+            Body::Internal(Message::RunTask(run)) => Some(run),
+            _ => None,
+        })
+        .await;
+    assert_eq!(run.task.task_id.as_str(), "t1");
+
+    // The agent reports it running; the framework sees the update and acknowledges it.
+    let uuid = Bytes::new(vec![7; 16]);
+    let mut status = TaskStatus::new(run.task.task_id.clone(), TaskState::Running);
+    status.uuid = Some(uuid.clone());
+    agent.send(Body::Internal(Message::StatusUpdate(
+        internal::StatusUpdate {
+            framework_id: framework_id.clone(),
+            agent_id: agent_id.clone(),
+            executor_id: None,
+            status,
+            timestamp: 0.0,
+            uuid: uuid.clone(),
+            latest_state: None,
+        },
+    )));
+    let update = framework
+        .expect("UPDATE", |body| match body {
+            Body::SchedulerEvent(Event::Update(update)) => Some(update.status),
+            _ => None,
+        })
+        .await;
+    assert_eq!(update.state, TaskState::Running);
+    let ack = scheduler::Acknowledge {
+        agent_id: agent_id.clone(),
+        task_id: update.task_id.clone(),
+        uuid: update.uuid.unwrap(),
+    };
+    framework.send(Body::SchedulerCall(Call {
+        framework_id: Some(framework_id.clone()),
+        body: CallBody::Acknowledge(ack),
+    }));
+    let acked = agent
+        .expect("acknowledgement", |body| match body {
+            Body::Internal(Message::StatusUpdateAcknowledgement(ack)) => Some(ack),
+            _ => None,
+        })
+        .await;
+    assert_eq!(acked.uuid, uuid);
+
+    // The operator sees the running task through every door.
+    let tasks = operator(master.addr, json!({"type": "GET_TASKS"})).await;
+    assert_eq!(tasks["type"], "GET_TASKS");
+    assert_eq!(tasks["get_tasks"]["tasks"][0]["task_id"]["value"], "t1");
+    assert_eq!(tasks["get_tasks"]["tasks"][0]["state"], "TASK_RUNNING");
+    let (status, state) = http(master.addr, "GET", "/master/state", &[], b"").await;
+    assert_eq!(status, 200);
+    let state: Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+    assert_eq!(state["slaves"][0]["id"], agent_id.as_str());
+    assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 1.0);
+    let (_, metrics) = http(master.addr, "GET", "/metrics", &[], b"").await;
+    assert!(
+        metrics.contains("strata_master_tasks{state=\"running\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("strata_master_agents{state=\"active\"} 1"),
+        "{metrics}"
+    );
+    let (_, snapshot) = http(master.addr, "GET", "/metrics/snapshot", &[], b"").await;
+    let snapshot: Value = serde_json::from_str(&snapshot).unwrap();
+    assert_eq!(snapshot["master/tasks_running"], 1.0);
+    assert_eq!(snapshot["master/cpus_used"], 1.0);
+
+    // The master learns that the framework went away when its link breaks. It has no failover
+    // timeout, so it is removed at once: the agent is told to shut it down, and in the same step
+    // the framework moved to the completed ones.
+    framework.node.shutdown();
+    let shutdown = agent
+        .expect("ShutdownFramework", |body| match body {
+            Body::Internal(Message::ShutdownFramework(shutdown)) => Some(shutdown.framework_id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(shutdown, framework_id);
+    let frameworks = operator(master.addr, json!({"type": "GET_FRAMEWORKS"})).await;
+    let completed = &frameworks["get_frameworks"]["completed_frameworks"];
+    assert_eq!(
+        completed[0]["framework_info"]["id"]["value"],
+        framework_id.as_str()
+    );
+    assert_eq!(frameworks["get_frameworks"]["frameworks"], json!([]));
+    master.stop().await;
+}
+
+#[actix_rt::test]
+async fn http_errors_say_what_is_wrong() {
+    let master = start(MasterOptions::new("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = master.addr;
+    let json_type = ("content-type", "application/json");
+    let get_health = br#"{"type":"GET_HEALTH"}"#;
+
+    let (status, body) = http(addr, "GET", "/api/v1", &[], b"").await;
+    assert_eq!(
+        (status, body.contains("expects POST")),
+        (405, true),
+        "{body}"
+    );
+    let (status, body) = http(addr, "POST", "/api/v1", &[], get_health).await;
+    assert_eq!(
+        (status, body.contains("Content-Type")),
+        (400, true),
+        "{body}"
+    );
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/v1",
+        &[("content-type", "application/x-protobuf")],
+        get_health,
+    )
+    .await;
+    assert_eq!(
+        (status, body.contains("protobuf bodies are not supported")),
+        (415, true),
+        "{body}"
+    );
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/api/v1",
+        &[json_type, ("accept", "text/html")],
+        get_health,
+    )
+    .await;
+    assert_eq!(status, 406);
+    let (status, body) = http(addr, "POST", "/api/v1", &[json_type], b"{not json").await;
+    assert_eq!((status, body.contains("not JSON")), (400, true), "{body}");
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/v1",
+        &[json_type],
+        br#"{"type":"FROBNICATE"}"#,
+    )
+    .await;
+    assert_eq!((status, body.contains("FROBNICATE")), (400, true), "{body}");
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/v1",
+        &[json_type],
+        br#"{"type":"TEARDOWN","teardown":{"framework_id":{"value":"nope"}}}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body.contains("not subscribed")),
+        (404, true),
+        "{body}"
+    );
+    let (status, body) = http(addr, "POST", "/api/v1", &[json_type], br#"{"type":"UPDATE_WEIGHTS","update_weights":{"weight_infos":[{"role":"a","weight":-1}]}}"#).await;
+    assert_eq!(
+        (status, body.contains("greater than zero")),
+        (400, true),
+        "{body}"
+    );
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let (status, _) = http(addr, "POST", "/api/v1", &[json_type], &big).await;
+    assert_eq!(status, 413);
+    // After all that the master still answers.
+    let (status, body) = http(addr, "POST", "/api/v1", &[json_type], get_health).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["get_health"]["healthy"],
+        true
+    );
+    let (status, body) = http(addr, "GET", "/version", &[], b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["version"],
+        "1.11.0"
+    );
+    let (status, _) = http(addr, "GET", "/redirect", &[], b"").await;
+    assert_eq!(status, 307);
+    master.stop().await;
+}
