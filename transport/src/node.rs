@@ -384,7 +384,7 @@ impl Node {
         );
     }
 
-    /// Undoes one [`Node::link`] by the same watcher to the same pid.
+    /// Undoes every [`Node::link`] by this watcher to this pid.
     pub fn unlink(&self, watcher: Recipient<LinkEvent>, peer: &Pid) {
         self.link_control(
             peer,
