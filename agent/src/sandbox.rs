@@ -201,8 +201,9 @@ pub fn resolve_in_sandbox(root: &Path, user_path: &str) -> Result<PathBuf, Resol
 }
 
 /// Opens `user_path` read-only inside the sandbox `root`, the kernel refusing any path that
-/// leaves it at the moment of the open (`RESOLVE_BENEATH`: no `..` above the root, no absolute
-/// symlink, no symlink pointing out).
+/// leaves it at the moment of the open (`RESOLVE_BENEATH`: no `..` above the root, no symlink
+/// pointing out, and no absolute symlink at all, even one that points inside, since the kernel
+/// cannot tell).
 pub fn open_in_sandbox(root: &Path, user_path: &str) -> Result<File, ResolveError> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let relative = relative_components(user_path)?;
@@ -440,8 +441,13 @@ mod tests {
             content
         };
         assert_eq!(read("stdout"), "hello\n");
-        assert_eq!(read("link-in"), "inner\n");
+        assert_eq!(read("sub/file"), "inner\n");
         assert_eq!(read("link-dir-in/file"), "inner\n");
+        // The kernel refuses absolute symlinks beneath a root, even one that points inside.
+        assert_eq!(
+            open_in_sandbox(&f.root, "link-in").err(),
+            Some(ResolveError::Forbidden)
+        );
     }
 
     fn ids() -> (AgentId, FrameworkId, ExecutorId) {

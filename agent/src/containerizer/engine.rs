@@ -213,8 +213,7 @@ impl<I: Isolation> Engine<I> {
         status: Option<ExitStatus>,
         destroying: &AtomicBool,
     ) -> Termination {
-        let released = self.drain_and_release(handle, Some(leader)).await;
-        let limitation = self.isolation.limitation(handle, status);
+        let (limitation, released) = self.drain_and_release(handle, Some(leader), status).await;
         let reason = limitation.or_else(|| {
             destroying
                 .load(Ordering::SeqCst)
@@ -239,17 +238,24 @@ impl<I: Isolation> Engine<I> {
         }
     }
 
-    /// Kills what the container left behind and removes its isolation, retrying while killed
-    /// processes are still exiting.
+    /// Kills what the container left behind, asks the isolation whether a limit was hit (before
+    /// the evidence goes), and removes the isolation, retrying while killed processes exit.
     async fn drain_and_release(
         &self,
         handle: &I::Handle,
         leader: Option<Pid>,
-    ) -> Result<(), ContainerizerError> {
+        status: Option<ExitStatus>,
+    ) -> (Option<TerminationReason>, Result<(), ContainerizerError>) {
+        let mut limitation = None;
+        let mut limitation_checked = false;
         let mut delay = Duration::from_millis(1);
         let attempts = async {
             loop {
                 if !self.isolation.kill_remaining(handle, leader) {
+                    if !limitation_checked {
+                        limitation = self.isolation.limitation(handle, status);
+                        limitation_checked = true;
+                    }
                     match self.isolation.release(handle) {
                         Ok(()) => return Ok(()),
                         // Killed processes leave their cgroup only once they have exited.
@@ -260,14 +266,18 @@ impl<I: Isolation> Engine<I> {
                 delay = (delay * 2).min(Duration::from_millis(100));
             }
         };
-        match tokio::time::timeout(DRAIN_TIMEOUT, attempts).await {
+        let released = match tokio::time::timeout(DRAIN_TIMEOUT, attempts).await {
             Ok(result) => result,
             Err(_elapsed) => {
                 // One last try, for its error message.
                 self.isolation.kill_remaining(handle, leader);
                 self.isolation.release(handle)
             }
+        };
+        if !limitation_checked {
+            limitation = self.isolation.limitation(handle, status);
         }
+        (limitation, released)
     }
 
     fn forget(&self, container_id: &ContainerId) {
@@ -374,7 +384,9 @@ impl<I: Isolation> Engine<I> {
                     }
                     Err(error) => {
                         debug!(%container_id, %error, "recovered container exited meanwhile");
-                        if let Err(error) = engine.drain_and_release(&handle, Some(leader)).await {
+                        if let (_, Err(error)) =
+                            engine.drain_and_release(&handle, Some(leader), None).await
+                        {
                             warn!(%container_id, %error, "failed to clean up a container that exited");
                         }
                         recovery.missing.push(container_id);
@@ -406,7 +418,7 @@ impl<I: Isolation> Engine<I> {
     /// Like [`Self::drain_and_release`], for a container whose leader is unknown: the isolation
     /// alone finds its processes.
     async fn drain_and_release_orphan(&self, handle: &I::Handle) -> Result<(), ContainerizerError> {
-        self.drain_and_release(handle, None).await
+        self.drain_and_release(handle, None, None).await.1
     }
 }
 
