@@ -197,6 +197,11 @@ async fn exceeding_the_memory_limit_is_reported_as_a_memory_limitation() {
         Some(TaskStatusReason::ReasonContainerLimitationMemory)
     );
     assert_eq!(termination.status, Some(ExitStatus::Signaled(9)));
+    assert!(
+        termination.message.contains("memory limit of 32 MiB"),
+        "{}",
+        termination.message
+    );
     assert_eq!(sandbox.stdout(), "", "the hog did not survive");
     for dir in cgroups.cgroup_paths(&id) {
         assert!(!dir.exists(), "{} left behind", dir.display());

@@ -41,7 +41,7 @@ use rustix::process::{Pid, Signal};
 use strata_protocol::ContainerId;
 use tracing::{debug, info};
 
-use super::engine::{Engine, Isolation, IsolationRecovery, pid_from_raw, signal_group};
+use super::engine::{Engine, Isolation, IsolationRecovery, Limitation, pid_from_raw, signal_group};
 use super::posix::process_stat;
 use super::{
     BoxFuture, Containerizer, ContainerizerError, ExitStatus, LaunchSpec, Launched, Limits,
@@ -434,11 +434,7 @@ impl Isolation for CgroupIsolation {
         remaining
     }
 
-    fn limitation(
-        &self,
-        dirs: &CgroupDirs,
-        status: Option<ExitStatus>,
-    ) -> Option<TerminationReason> {
+    fn limitation(&self, dirs: &CgroupDirs, status: Option<ExitStatus>) -> Option<Limitation> {
         let killed = status == Some(ExitStatus::Signaled(Signal::KILL.as_raw()));
         let (events_file, oom_key) = if self.v2() {
             ("memory.events", "oom")
@@ -446,9 +442,6 @@ impl Isolation for CgroupIsolation {
             ("memory.oom_control", "under_oom")
         };
         let events = read_keyed(&dirs.memory.join(events_file));
-        if events.get("oom_kill").is_some_and(|&n_kills| n_kills > 0) {
-            return Some(TerminationReason::MemoryLimit);
-        }
         // Kernels before 4.13 do not count OOM kills; a SIGKILL while the cgroup is (or was)
         // out of memory is then the OOM killer's.
         let out_of_memory = || {
@@ -456,7 +449,30 @@ impl Isolation for CgroupIsolation {
                 || (!self.v2()
                     && read_u64(&dirs.memory.join("memory.failcnt")).is_some_and(|n| n > 0))
         };
-        (killed && out_of_memory()).then_some(TerminationReason::MemoryLimit)
+        let oom_killed = events.get("oom_kill").is_some_and(|&n_kills| n_kills > 0);
+        if !(oom_killed || (killed && out_of_memory())) {
+            return None;
+        }
+        let (limit_file, peak_file) = if self.v2() {
+            ("memory.max", "memory.peak")
+        } else {
+            ("memory.limit_in_bytes", "memory.max_usage_in_bytes")
+        };
+        let mib = |file: &str| {
+            read_u64(&dirs.memory.join(file)).map_or_else(
+                || "?".to_string(),
+                |bytes| (bytes / (1024 * 1024)).to_string(),
+            )
+        };
+        Some(Limitation {
+            reason: TerminationReason::MemoryLimit,
+            message: format!(
+                "container exceeded its memory limit of {} MiB (peak {} MiB) and was killed by \
+                 the OOM killer",
+                mib(limit_file),
+                mib(peak_file)
+            ),
+        })
     }
 
     fn release(&self, dirs: &CgroupDirs) -> Result<(), ContainerizerError> {

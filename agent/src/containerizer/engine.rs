@@ -53,11 +53,7 @@ pub(crate) trait Isolation: Send + Sync + 'static {
     fn kill_remaining(&self, handle: &Self::Handle, leader: Option<Pid>) -> bool;
 
     /// Tells whether the container hit a limit, once its processes are gone.
-    fn limitation(
-        &self,
-        handle: &Self::Handle,
-        status: Option<ExitStatus>,
-    ) -> Option<TerminationReason>;
+    fn limitation(&self, handle: &Self::Handle, status: Option<ExitStatus>) -> Option<Limitation>;
 
     /// Removes the isolation of a container whose processes are gone.
     fn release(&self, handle: &Self::Handle) -> Result<(), ContainerizerError>;
@@ -71,6 +67,13 @@ pub(crate) trait Isolation: Send + Sync + 'static {
         &self,
         known: &[RecoverSpec],
     ) -> Result<IsolationRecovery<Self::Handle>, ContainerizerError>;
+}
+
+/// A limit the container hit, which ended it.
+pub(crate) struct Limitation {
+    pub reason: TerminationReason,
+    /// Says which limit and by how much, for the task status message.
+    pub message: String,
 }
 
 /// What [`Isolation::recover`] found.
@@ -214,18 +217,18 @@ impl<I: Isolation> Engine<I> {
         destroying: &AtomicBool,
     ) -> Termination {
         let (limitation, released) = self.drain_and_release(handle, Some(leader), status).await;
-        let reason = limitation.or_else(|| {
-            destroying
-                .load(Ordering::SeqCst)
-                .then_some(TerminationReason::Destroyed)
-        });
-        let mut message = match (reason, status) {
-            (Some(TerminationReason::MemoryLimit), _) => {
-                "container exceeded its memory limit and was killed by the OOM killer".to_string()
-            }
-            (Some(TerminationReason::Destroyed), _) => "container was destroyed".to_string(),
-            (None, Some(status)) => format!("command {status}"),
-            (None, None) => "container exited; its exit status is unknown".to_string(),
+        let destroyed = destroying.load(Ordering::SeqCst);
+        let (reason, mut message) = match (limitation, status) {
+            (Some(limitation), _) => (Some(limitation.reason), limitation.message),
+            (None, _) if destroyed => (
+                Some(TerminationReason::Destroyed),
+                "container was destroyed".to_string(),
+            ),
+            (None, Some(status)) => (None, format!("command {status}")),
+            (None, None) => (
+                None,
+                "container exited; its exit status is unknown".to_string(),
+            ),
         };
         if let Err(error) = released {
             warn!(%container_id, %error, "failed to release container isolation");
@@ -245,7 +248,7 @@ impl<I: Isolation> Engine<I> {
         handle: &I::Handle,
         leader: Option<Pid>,
         status: Option<ExitStatus>,
-    ) -> (Option<TerminationReason>, Result<(), ContainerizerError>) {
+    ) -> (Option<Limitation>, Result<(), ContainerizerError>) {
         let mut limitation = None;
         let mut limitation_checked = false;
         let mut delay = Duration::from_millis(1);
@@ -375,6 +378,11 @@ impl<I: Isolation> Engine<I> {
             let found = engine.isolation.recover(&known)?;
             let mut recovery = Recovery::default();
             for (container_id, handle, leader) in found.alive {
+                // Recovering twice must not watch a container twice.
+                if engine.containers().contains_key(&container_id) {
+                    recovery.recovered.push(container_id);
+                    continue;
+                }
                 match pidfd_exit(leader) {
                     Ok(exit) => {
                         info!(%container_id, pid = leader.as_raw_nonzero().get(), "container recovered");
@@ -456,7 +464,7 @@ pub(crate) fn pid_from_raw(pid: u32) -> Result<Pid, ContainerizerError> {
     i32::try_from(pid)
         .ok()
         .and_then(Pid::from_raw)
-        .ok_or_else(|| ContainerizerError::InvalidCommand(format!("invalid pid {pid}")))
+        .ok_or(ContainerizerError::InvalidPid(pid))
 }
 
 /// Sends `signal` to the process group led by `leader`; a group that no longer exists is fine.

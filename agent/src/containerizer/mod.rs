@@ -287,6 +287,8 @@ pub enum ContainerizerError {
     Terminated(ContainerId),
     #[error("invalid command: {0}")]
     InvalidCommand(String),
+    #[error("{0} is not a valid pid")]
+    InvalidPid(u32),
     #[error("user {0:?} does not exist")]
     UnknownUser(String),
     #[error("failed to look up user {user:?}: {source}")]

@@ -12,10 +12,10 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal};
 use strata_protocol::ContainerId;
 
-use super::engine::{Engine, Isolation, IsolationRecovery, pid_from_raw, signal_group};
+use super::engine::{Engine, Isolation, IsolationRecovery, Limitation, pid_from_raw, signal_group};
 use super::{
     BoxFuture, Containerizer, ContainerizerError, ExitStatus, LaunchSpec, Launched, Limits,
-    RecoverSpec, Recovery, Termination, TerminationReason, Usage,
+    RecoverSpec, Recovery, Termination, Usage,
 };
 
 /// Runs containers as plain process groups.
@@ -106,7 +106,7 @@ impl Isolation for PosixIsolation {
         group_members(leader).iter().any(|process| !process.zombie)
     }
 
-    fn limitation(&self, _: &(), _: Option<ExitStatus>) -> Option<TerminationReason> {
+    fn limitation(&self, _: &(), _: Option<ExitStatus>) -> Option<Limitation> {
         None
     }
 
