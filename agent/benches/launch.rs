@@ -10,7 +10,8 @@
 //! 3. `posix`: launch+wait of `/bin/true` through the posix containerizer;
 //! 4. `cgroups`: the same through the cgroups containerizer (cpus 0.1, mem 32 MiB, pids 16).
 //!
-//! N (default 2,000) comes from `STRATA_LAUNCH_BENCH_N` or the first numeric argument. The
+//! N (default 2,000; 20 when `cargo test` runs this as a smoke test) comes from
+//! `STRATA_LAUNCH_BENCH_N` or the first numeric argument. The
 //! cgroup phases need root, as the agent does; without it they are reported as failed and the
 //! exit status is non-zero.
 
@@ -28,6 +29,8 @@ use strata_agent::containerizer::{
 use strata_protocol::ContainerId;
 
 const N_DEFAULT: usize = 2_000;
+/// Launches per phase when run by `cargo test` rather than `cargo bench`.
+const N_SMOKE: usize = 20;
 
 /// Phases run interleaved, in this many rounds of N / ROUNDS launches each, so that load from
 /// other work on the machine (2 shared cores) spreads over all phases alike and the ratios hold.
@@ -164,13 +167,21 @@ fn spawn_true(count: usize) {
 fn launches_from_env_or_args() -> usize {
     let from_env = std::env::var("STRATA_LAUNCH_BENCH_N").ok();
     // `cargo bench` passes `--bench` (and filters) to harness-less benches; only a number counts.
-    let from_args = std::env::args()
-        .skip(1)
-        .find(|arg| arg.parse::<usize>().is_ok());
-    from_env
-        .or(from_args)
-        .map(|n| n.parse().expect("N is a positive integer"))
-        .unwrap_or(N_DEFAULT)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let from_args = args
+        .iter()
+        .find(|arg| arg.parse::<usize>().is_ok())
+        .cloned();
+    if let Some(n) = from_env.or(from_args) {
+        return n.parse().expect("N is a positive integer");
+    }
+    // `cargo test --all-targets` runs this binary too, without `--bench`: a short smoke run then
+    // checks that every phase works without making the test suite wait for a benchmark.
+    if args.iter().any(|arg| arg == "--bench") {
+        N_DEFAULT
+    } else {
+        N_SMOKE
+    }
 }
 
 /// Runs `once` and returns the wall-clock time and the cpu time (user and system, of this
