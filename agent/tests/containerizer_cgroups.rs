@@ -289,6 +289,38 @@ async fn a_failed_launch_leaves_no_cgroup() {
     }
 }
 
+#[tokio::test]
+async fn the_child_enters_its_cgroup_before_dropping_to_the_user() {
+    let cgroups = TestCgroups::new("user");
+    let sandbox = Sandbox::new();
+    let id = container_id("nobody");
+    // Only root may move a process between cgroups, so this works only if the child attaches
+    // itself first and drops to `nobody` after.
+    let mut spec = sandbox.shell("id -un; cat /proc/self/cgroup");
+    spec.user = Some("nobody".into());
+    spec.limits.mem_mib = Some(64);
+    cgroups.launch(id.clone(), spec).expect("launch");
+    let termination = within("id", cgroups.wait(&id)).await.expect("wait");
+    assert_eq!(
+        termination.status,
+        Some(ExitStatus::Exited(0)),
+        "{}",
+        sandbox.stderr()
+    );
+    let stdout = sandbox.stdout();
+    assert_eq!(stdout.lines().next(), Some("nobody"));
+    let suffix = format!("/strata-test/user-{}/nobody", std::process::id());
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.contains(":memory:") && line.ends_with(&suffix))
+            || stdout
+                .lines()
+                .any(|line| line.starts_with("0::") && line.ends_with(&suffix)),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn an_unusable_hierarchy_is_explained() {
     let error = CgroupsContainerizer::new(CgroupsConfig {
