@@ -321,6 +321,40 @@ async fn the_child_enters_its_cgroup_before_dropping_to_the_user() {
     );
 }
 
+#[tokio::test]
+async fn many_containers_at_once_each_get_and_release_their_cgroup() {
+    let cgroups = TestCgroups::new("many");
+    let sandbox = Sandbox::new();
+    let ids: Vec<_> = (0..50)
+        .map(|idx| container_id(&format!("c{idx}")))
+        .collect();
+    let mut spec = sandbox.shell("exit $((${N} % 7))");
+    spec.limits.mem_mib = Some(32);
+    for (idx, id) in ids.iter().enumerate() {
+        let mut spec = spec.clone();
+        spec.env.push(("N".into(), idx.to_string()));
+        cgroups.launch(id.clone(), spec).expect("launch");
+    }
+    for (idx, id) in ids.iter().enumerate() {
+        let termination = within("exit", cgroups.wait(id)).await.expect("wait");
+        assert_eq!(termination.status, Some(ExitStatus::Exited(idx as i32 % 7)));
+    }
+    assert!(cgroups.containers().is_empty());
+    for dir in cgroups.instance_paths() {
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .expect("instance dir")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().is_dir())
+            .map(|entry| entry.file_name())
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "{leftovers:?} left in {}",
+            dir.display()
+        );
+    }
+}
+
 #[test]
 fn an_unusable_hierarchy_is_explained() {
     let error = CgroupsContainerizer::new(CgroupsConfig {

@@ -326,3 +326,73 @@ impl ContainerizerError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_commands_are_the_default() {
+        let command = CommandInfo::from_shell("echo hi");
+        assert_eq!(
+            CommandLine::from_command_info(&command).expect("valid"),
+            CommandLine::Shell("echo hi".into())
+        );
+        let unset = CommandInfo {
+            value: Some("echo hi".into()),
+            ..CommandInfo::default()
+        };
+        assert_eq!(
+            CommandLine::from_command_info(&unset).expect("valid"),
+            CommandLine::Shell("echo hi".into())
+        );
+    }
+
+    #[test]
+    fn exec_commands_keep_the_program_apart_from_argv() {
+        let command = CommandInfo {
+            shell: Some(false),
+            value: Some("/bin/echo".into()),
+            arguments: vec!["echo".into(), "a b".into()],
+            ..CommandInfo::default()
+        };
+        assert_eq!(
+            CommandLine::from_command_info(&command).expect("valid"),
+            CommandLine::Exec {
+                program: "/bin/echo".into(),
+                argv: vec!["echo".into(), "a b".into()],
+            }
+        );
+        let no_value = CommandInfo {
+            shell: Some(false),
+            ..CommandInfo::default()
+        };
+        assert!(CommandLine::from_command_info(&no_value).is_err());
+    }
+
+    #[test]
+    fn limits_come_from_cpus_and_mem() {
+        let resources = Resources::parse("cpus:1.5;mem:100.5;disk:10", "*").expect("valid");
+        assert_eq!(
+            Limits::from_resources(&resources, Some(64)),
+            Limits {
+                cpus: Some(1.5),
+                mem_mib: Some(101),
+                pids_max: Some(64),
+            }
+        );
+        assert_eq!(
+            Limits::from_resources(&Resources::new(), None),
+            Limits::default()
+        );
+    }
+
+    #[test]
+    fn only_the_memory_limitation_has_a_task_status_reason() {
+        assert_eq!(
+            TerminationReason::MemoryLimit.task_status_reason(),
+            Some(TaskStatusReason::ReasonContainerLimitationMemory)
+        );
+        assert_eq!(TerminationReason::Destroyed.task_status_reason(), None);
+    }
+}
