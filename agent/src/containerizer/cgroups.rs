@@ -1,0 +1,734 @@
+//! The cgroups containerizer: each container in its own cgroup, with cpu shares and quota, a
+//! memory limit and a pids limit, on cgroup v1 or v2.
+//!
+//! # Layout
+//!
+//! A container's cgroup is `<base>/<root>/<agent_instance>/<container_id>`, where `<base>` is the
+//! cgroup the agent itself runs in (so a delegated subtree, or the cgroup of the session that
+//! started the agent, keeps accounting for its tasks) unless `root` is absolute, in which case
+//! it starts from the hierarchy's root, as Mesos's `--cgroups_root` does. On v1 that path exists
+//! in each of the `cpu`, `cpuacct`, `memory` and `pids` hierarchies (co-mounted ones share one
+//! directory); on v2 it is one directory with those controllers enabled down to it.
+//!
+//! # Entering the cgroup
+//!
+//! The child writes `0` into each `cgroup.procs` of its container between fork and exec (see
+//! `engine::install_pre_exec`), so the command is confined from its first instruction and no
+//! process of the container can fork outside. The price is that spawning forks instead of using
+//! `posix_spawn`.
+//!
+//! # Memory limit
+//!
+//! The kernel's OOM killer enforces the limit inside the cgroup. After the leader exits, the
+//! `oom_kill` count (`memory.oom_control` on v1, `memory.events` on v2) says whether it fired;
+//! the termination then carries [`TerminationReason::MemoryLimit`]. Swap is counted against the
+//! limit where the kernel accounts for it (`memory.memsw.*`, `memory.swap.max`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cgroups_rs::cpu::CpuController;
+use cgroups_rs::memory::MemController;
+use cgroups_rs::pid::PidController;
+use cgroups_rs::{Controllers, MaxValue};
+use rustix::process::{Pid, Signal};
+use strata_protocol::ContainerId;
+use tracing::{debug, info};
+
+use super::engine::{Engine, Isolation, IsolationRecovery, Limitation, pid_from_raw, signal_group};
+use super::posix::process_stat;
+use super::{
+    BoxFuture, Containerizer, ContainerizerError, ExitStatus, LaunchSpec, Launched, Limits,
+    RecoverSpec, Recovery, Termination, TerminationReason, Usage,
+};
+
+/// Shares per cpu, as Mesos's `CPU_SHARES_PER_CPU` (the kernel's default weight of one cgroup).
+pub const CPU_SHARES_PER_CPU: u64 = 1024;
+/// The fewest shares the kernel accepts, as Mesos's `MIN_CPU_SHARES`.
+pub const MIN_CPU_SHARES: u64 = 2;
+/// The CFS period, as Mesos's `CPU_CFS_PERIOD`.
+pub const CPU_CFS_PERIOD: Duration = Duration::from_millis(100);
+/// The smallest quota, as Mesos's `MIN_CPU_CFS_QUOTA`: below it a task barely runs at all.
+pub const MIN_CPU_CFS_QUOTA: Duration = Duration::from_millis(1);
+
+const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
+/// Which cgroup interface the machine offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// One hierarchy per controller (also "hybrid" machines, whose v2 mount has no controllers).
+    V1,
+    /// The unified hierarchy mounted at `/sys/fs/cgroup`.
+    V2,
+}
+
+/// How the cgroups containerizer lays out and limits its cgroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupsConfig {
+    /// Where the agent's cgroups go: relative to the cgroup the agent runs in, or, when absolute,
+    /// to the hierarchy's root (Mesos's `--cgroups_root`).
+    pub root: PathBuf,
+    /// Separates the containers of agents sharing a machine (and of tests running at once): an
+    /// agent only recovers and cleans the cgroups under its own instance.
+    pub agent_instance: String,
+    /// Caps cpu time with a CFS quota, not only shares (Mesos's `--cgroups_enable_cfs`).
+    pub cfs_quota: bool,
+}
+
+impl Default for CgroupsConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("strata"),
+            agent_instance: "agent".to_string(),
+            cfs_quota: true,
+        }
+    }
+}
+
+/// Runs each container in its own cgroup.
+#[derive(Clone)]
+pub struct CgroupsContainerizer {
+    engine: Arc<Engine<CgroupIsolation>>,
+}
+
+impl CgroupsContainerizer {
+    /// Detects the cgroup version and creates the agent instance's cgroup in each hierarchy.
+    ///
+    /// Fails with [`ContainerizerError::CgroupsUnavailable`], saying why, where a needed
+    /// controller is missing or the hierarchy is not writable (not root, read-only mount).
+    pub fn new(config: CgroupsConfig) -> Result<Self, ContainerizerError> {
+        let isolation = CgroupIsolation::new(&config)?;
+        info!(
+            version = ?isolation.version,
+            instance = %isolation.instance.memory.display(),
+            cfs_quota = isolation.cfs_quota,
+            "cgroups isolation ready"
+        );
+        Ok(Self {
+            engine: Engine::new(isolation),
+        })
+    }
+
+    pub fn version(&self) -> CgroupVersion {
+        self.engine.isolation.version
+    }
+
+    /// Returns the cgroup directories of a container, one per hierarchy (one on v2).
+    pub fn cgroup_paths(&self, container_id: &ContainerId) -> Vec<PathBuf> {
+        self.engine
+            .isolation
+            .container_dirs(container_id.as_str())
+            .unique
+    }
+
+    /// Returns the agent instance's cgroup directories, under which every container's cgroup is.
+    pub fn instance_paths(&self) -> Vec<PathBuf> {
+        self.engine.isolation.instance.unique.clone()
+    }
+}
+
+impl Containerizer for CgroupsContainerizer {
+    fn launch(
+        &self,
+        container_id: ContainerId,
+        spec: LaunchSpec,
+    ) -> Result<Launched, ContainerizerError> {
+        self.engine.launch(container_id, spec)
+    }
+
+    fn wait(
+        &self,
+        container_id: &ContainerId,
+    ) -> BoxFuture<Result<Termination, ContainerizerError>> {
+        self.engine.wait(container_id)
+    }
+
+    fn destroy(
+        &self,
+        container_id: &ContainerId,
+        grace_period: Duration,
+    ) -> BoxFuture<Result<Termination, ContainerizerError>> {
+        self.engine.destroy(container_id, grace_period)
+    }
+
+    fn usage(&self, container_id: &ContainerId) -> Result<Usage, ContainerizerError> {
+        self.engine.usage(container_id)
+    }
+
+    fn recover(&self, known: Vec<RecoverSpec>) -> BoxFuture<Result<Recovery, ContainerizerError>> {
+        self.engine.recover(known)
+    }
+
+    fn containers(&self) -> Vec<ContainerId> {
+        self.engine.container_ids()
+    }
+}
+
+/// One directory per controller; on v2, and for co-mounted v1 controllers, some are the same.
+#[derive(Debug, Clone)]
+pub(crate) struct CgroupDirs {
+    cpu: PathBuf,
+    cpuacct: PathBuf,
+    memory: PathBuf,
+    pids: PathBuf,
+    /// The distinct directories among the above, each created, attached to and removed once.
+    unique: Vec<PathBuf>,
+}
+
+impl CgroupDirs {
+    fn new(cpu: PathBuf, cpuacct: PathBuf, memory: PathBuf, pids: PathBuf) -> Self {
+        let mut unique = Vec::new();
+        for dir in [&memory, &cpu, &cpuacct, &pids] {
+            if !unique.contains(dir) {
+                unique.push(dir.clone());
+            }
+        }
+        Self {
+            cpu,
+            cpuacct,
+            memory,
+            pids,
+            unique,
+        }
+    }
+
+    fn join(&self, name: &str) -> Self {
+        Self::new(
+            self.cpu.join(name),
+            self.cpuacct.join(name),
+            self.memory.join(name),
+            self.pids.join(name),
+        )
+    }
+}
+
+pub(crate) struct CgroupIsolation {
+    version: CgroupVersion,
+    cfs_quota: bool,
+    /// The agent instance's cgroups, parents of every container's.
+    instance: CgroupDirs,
+    /// Whether the kernel accounts swap in the memory controller.
+    swap_accounting: bool,
+}
+
+impl CgroupIsolation {
+    fn new(config: &CgroupsConfig) -> Result<Self, ContainerizerError> {
+        validate_relative_component("agent instance", &config.agent_instance)?;
+        let own = own_cgroups()?;
+        let base = |mount: PathBuf, own_path: Option<&String>| -> PathBuf {
+            if config.root.is_absolute() {
+                return mount;
+            }
+            match own_path {
+                Some(own_path) => mount.join(own_path.trim_start_matches('/')),
+                None => mount,
+            }
+        };
+        let relative_root = config
+            .root
+            .strip_prefix("/")
+            .unwrap_or(&config.root)
+            .join(&config.agent_instance);
+        let version = if cgroups_rs::hierarchies::is_cgroup2_unified_mode() {
+            CgroupVersion::V2
+        } else {
+            CgroupVersion::V1
+        };
+        let instance = match version {
+            CgroupVersion::V1 => {
+                let v1 = cgroups_rs::hierarchies::V1::new();
+                let mut missing = Vec::new();
+                let mut dir = |controller: Controllers, name: &str| {
+                    let Some(mount) = v1.get_mount_point(controller) else {
+                        missing.push(name.to_string());
+                        return PathBuf::new();
+                    };
+                    base(mount, own.get(name)).join(&relative_root)
+                };
+                let dirs = CgroupDirs::new(
+                    dir(Controllers::Cpu, "cpu"),
+                    dir(Controllers::CpuAcct, "cpuacct"),
+                    dir(Controllers::Mem, "memory"),
+                    dir(Controllers::Pids, "pids"),
+                );
+                if !missing.is_empty() {
+                    return Err(ContainerizerError::CgroupsUnavailable(format!(
+                        "cgroup v1 controllers {} are not mounted under {CGROUP_MOUNT}; \
+                         run the agent with --isolation=posix to go without cgroups",
+                        missing.join(", ")
+                    )));
+                }
+                for dir in &dirs.unique {
+                    create_dir_all(dir)?;
+                }
+                dirs
+            }
+            CgroupVersion::V2 => {
+                let base = base(PathBuf::from(CGROUP_MOUNT), own.get(""));
+                let dir = base.join(&relative_root);
+                enable_v2_controllers(&base, &relative_root)?;
+                CgroupDirs::new(dir.clone(), dir.clone(), dir.clone(), dir)
+            }
+        };
+        let swap_accounting = match version {
+            CgroupVersion::V1 => instance.memory.join("memory.memsw.limit_in_bytes").exists(),
+            CgroupVersion::V2 => instance.memory.join("memory.swap.max").exists(),
+        };
+        Ok(Self {
+            version,
+            cfs_quota: config.cfs_quota,
+            instance,
+            swap_accounting,
+        })
+    }
+
+    fn v2(&self) -> bool {
+        self.version == CgroupVersion::V2
+    }
+
+    fn container_dirs(&self, name: &str) -> CgroupDirs {
+        self.instance.join(name)
+    }
+
+    fn apply_limits(&self, dirs: &CgroupDirs, limits: &Limits) -> Result<(), ContainerizerError> {
+        let v2 = self.v2();
+        if let Some(cpus) = limits.cpus {
+            let cpu = CpuController::new(dirs.cpu.clone(), v2);
+            let shares = cpu_shares(cpus);
+            let weight = if v2 { cpu_weight(shares) } else { shares };
+            cpu.set_shares(weight)
+                .map_err(|error| cgroup_error("set cpu shares", &dirs.cpu, error))?;
+            if self.cfs_quota {
+                let period_us = CPU_CFS_PERIOD.as_micros() as u64;
+                let quota_us = cfs_quota(cpus).as_micros() as i64;
+                // A new v1 cgroup already has the kernel's default 100 ms period, so only the
+                // quota is written there (one write less per launch); v2 sets both in one file.
+                let period_us = v2.then_some(period_us);
+                cpu.set_cfs_quota_and_period(Some(quota_us), period_us)
+                    .map_err(|error| cgroup_error("set cpu quota", &dirs.cpu, error))?;
+            }
+        }
+        if let Some(mem_mib) = limits.mem_mib {
+            let memory = MemController::new(dirs.memory.clone(), v2);
+            let limit_bytes =
+                i64::try_from(mem_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+            memory
+                .set_limit(limit_bytes)
+                .map_err(|error| cgroup_error("set memory limit", &dirs.memory, error))?;
+            if self.swap_accounting {
+                // v1 limits memory plus swap, so the same figure allows no swap; v2 limits swap
+                // alone.
+                let swap_limit = if v2 { 0 } else { limit_bytes };
+                memory
+                    .set_memswap_limit(swap_limit)
+                    .map_err(|error| cgroup_error("set swap limit", &dirs.memory, error))?;
+            } else if !v2 {
+                // Without swap accounting, a low swappiness is the best that remains to keep the
+                // task's memory in RAM and so within the limit; failing it is not fatal.
+                if let Err(error) = memory.set_swappiness(0) {
+                    debug!(%error, "cannot lower swappiness");
+                }
+            }
+        }
+        if let Some(pids_max) = limits.pids_max {
+            let pids = PidController::new(dirs.pids.clone(), v2);
+            let pids_max = i64::try_from(pids_max).unwrap_or(i64::MAX);
+            pids.set_pid_max(MaxValue::Value(pids_max))
+                .map_err(|error| cgroup_error("set pids limit", &dirs.pids, error))?;
+        }
+        Ok(())
+    }
+
+    /// Returns the processes in the container's cgroup.
+    fn procs(&self, dirs: &CgroupDirs) -> Vec<Pid> {
+        let Ok(procs) = fs::read_to_string(dirs.memory.join("cgroup.procs")) else {
+            return Vec::new();
+        };
+        procs
+            .lines()
+            .filter_map(|line| line.trim().parse::<i32>().ok())
+            .filter_map(Pid::from_raw)
+            .collect()
+    }
+
+    fn remove(&self, dirs: &CgroupDirs) -> Result<(), ContainerizerError> {
+        let mut first_error = None;
+        for dir in &dirs.unique {
+            match fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    first_error.get_or_insert(ContainerizerError::io("remove cgroup", dir, error));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Isolation for CgroupIsolation {
+    type Handle = CgroupDirs;
+
+    fn prepare(
+        &self,
+        container_id: &ContainerId,
+        limits: &Limits,
+    ) -> Result<CgroupDirs, ContainerizerError> {
+        let dirs = self.container_dirs(container_id.as_str());
+        let mut created = Vec::new();
+        let result = dirs
+            .unique
+            .iter()
+            .try_for_each(|dir| {
+                fs::create_dir(dir)
+                    .map_err(|error| ContainerizerError::io("create cgroup", dir, error))?;
+                created.push(dir.clone());
+                Ok(())
+            })
+            .and_then(|()| self.apply_limits(&dirs, limits));
+        if let Err(error) = result {
+            for dir in created {
+                let _ = fs::remove_dir(dir);
+            }
+            return Err(error);
+        }
+        Ok(dirs)
+    }
+
+    fn attach_files(&self, dirs: &CgroupDirs) -> Vec<CString> {
+        dirs.unique
+            .iter()
+            .map(|dir| {
+                CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+                    .expect("cgroup paths are built from validated IDs, which hold no NUL")
+            })
+            .collect()
+    }
+
+    fn signal_all(&self, dirs: &CgroupDirs, leader: Option<Pid>, signal: Signal) {
+        if let Some(leader) = leader {
+            signal_group(leader, signal);
+        }
+        for pid in self.procs(dirs) {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+    }
+
+    fn kill_remaining(&self, dirs: &CgroupDirs, leader: Option<Pid>) -> bool {
+        if let Some(leader) = leader {
+            signal_group(leader, Signal::KILL);
+        }
+        let mut remaining = false;
+        for pid in self.procs(dirs) {
+            if process_stat(pid).is_some_and(|stat| !stat.zombie) {
+                remaining = true;
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
+            }
+        }
+        remaining
+    }
+
+    fn limitation(&self, dirs: &CgroupDirs, status: Option<ExitStatus>) -> Option<Limitation> {
+        let killed = status == Some(ExitStatus::Signaled(Signal::KILL.as_raw()));
+        let (events_file, oom_key) = if self.v2() {
+            ("memory.events", "oom")
+        } else {
+            ("memory.oom_control", "under_oom")
+        };
+        let events = read_keyed(&dirs.memory.join(events_file));
+        // Kernels before 4.13 do not count OOM kills; a SIGKILL while the cgroup is (or was)
+        // out of memory is then the OOM killer's.
+        let out_of_memory = || {
+            events.get(oom_key).is_some_and(|&n| n > 0)
+                || (!self.v2()
+                    && read_u64(&dirs.memory.join("memory.failcnt")).is_some_and(|n| n > 0))
+        };
+        let oom_killed = events.get("oom_kill").is_some_and(|&n_kills| n_kills > 0);
+        if !(oom_killed || (killed && out_of_memory())) {
+            return None;
+        }
+        let (limit_file, peak_file) = if self.v2() {
+            ("memory.max", "memory.peak")
+        } else {
+            ("memory.limit_in_bytes", "memory.max_usage_in_bytes")
+        };
+        let mib = |file: &str| {
+            read_u64(&dirs.memory.join(file)).map_or_else(
+                || "?".to_string(),
+                |bytes| (bytes / (1024 * 1024)).to_string(),
+            )
+        };
+        Some(Limitation {
+            reason: TerminationReason::MemoryLimit,
+            message: format!(
+                "container exceeded its memory limit of {} MiB (peak {} MiB) and was killed by \
+                 the OOM killer",
+                mib(limit_file),
+                mib(peak_file)
+            ),
+        })
+    }
+
+    fn release(&self, dirs: &CgroupDirs) -> Result<(), ContainerizerError> {
+        self.remove(dirs)
+    }
+
+    fn usage(&self, dirs: &CgroupDirs, _leader: Pid) -> Result<Usage, ContainerizerError> {
+        let read = |path: PathBuf| {
+            read_u64(&path).ok_or_else(|| {
+                ContainerizerError::io("read", path, io::Error::other("missing or not a number"))
+            })
+        };
+        let limit_bytes = |path: PathBuf| -> Option<u64> {
+            // "max" (v2) or a page-rounded i64::MAX (v1) mean no limit.
+            read_u64(&path).filter(|&bytes| bytes < 1 << 62)
+        };
+        let mut usage = Usage::default();
+        if self.v2() {
+            let cpu = read_keyed(&dirs.cpu.join("cpu.stat"));
+            usage.cpu_user_secs = *cpu.get("user_usec").unwrap_or(&0) as f64 / 1e6;
+            usage.cpu_system_secs = *cpu.get("system_usec").unwrap_or(&0) as f64 / 1e6;
+            usage.mem_usage_bytes = Some(read(dirs.memory.join("memory.current"))?);
+            usage.mem_limit_bytes = limit_bytes(dirs.memory.join("memory.max"));
+            usage.mem_rss_bytes = *read_keyed(&dirs.memory.join("memory.stat"))
+                .get("anon")
+                .unwrap_or(&0);
+        } else {
+            usage.cpu_user_secs = read(dirs.cpuacct.join("cpuacct.usage_user"))? as f64 / 1e9;
+            usage.cpu_system_secs = read(dirs.cpuacct.join("cpuacct.usage_sys"))? as f64 / 1e9;
+            usage.mem_usage_bytes = Some(read(dirs.memory.join("memory.usage_in_bytes"))?);
+            usage.mem_limit_bytes = limit_bytes(dirs.memory.join("memory.limit_in_bytes"));
+            usage.mem_rss_bytes = *read_keyed(&dirs.memory.join("memory.stat"))
+                .get("total_rss")
+                .unwrap_or(&0);
+        }
+        usage.pids = read(dirs.pids.join("pids.current"))?;
+        Ok(usage)
+    }
+
+    fn recover(
+        &self,
+        known: &[RecoverSpec],
+    ) -> Result<IsolationRecovery<CgroupDirs>, ContainerizerError> {
+        let mut found = BTreeSet::new();
+        for dir in &self.instance.unique {
+            let entries =
+                fs::read_dir(dir).map_err(|error| ContainerizerError::io("list", dir, error))?;
+            for entry in entries.filter_map(Result::ok) {
+                if entry.file_type().is_ok_and(|file_type| file_type.is_dir()) {
+                    found.insert(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        let mut recovery = IsolationRecovery {
+            alive: Vec::new(),
+            gone: Vec::new(),
+            orphans: Vec::new(),
+        };
+        let mut known_names = BTreeMap::new();
+        for spec in known {
+            known_names.insert(spec.container_id.as_str().to_string(), spec);
+        }
+        for spec in known {
+            let name = spec.container_id.as_str();
+            if !found.contains(name) {
+                recovery.gone.push((spec.container_id.clone(), None));
+                continue;
+            }
+            let dirs = self.container_dirs(name);
+            let procs = self.procs(&dirs);
+            let checkpointed = spec.pid.map(pid_from_raw).transpose()?;
+            // The leader is the checkpointed pid if it is still in the cgroup, else the process
+            // leading its own group there (the agent may have crashed before checkpointing).
+            let leader = procs
+                .iter()
+                .copied()
+                .filter(|&pid| checkpointed.is_none_or(|checkpointed| pid == checkpointed))
+                .find(|&pid| {
+                    process_stat(pid).is_some_and(|stat| !stat.zombie && stat.pgrp == pid)
+                });
+            match leader {
+                Some(leader) => recovery
+                    .alive
+                    .push((spec.container_id.clone(), dirs, leader)),
+                None => recovery.gone.push((spec.container_id.clone(), Some(dirs))),
+            }
+        }
+        for name in found {
+            if !known_names.contains_key(&name) {
+                let dirs = self.container_dirs(&name);
+                recovery.orphans.push((name, dirs));
+            }
+        }
+        Ok(recovery)
+    }
+}
+
+/// Returns the cpu shares of `cpus`, as Mesos computes them.
+pub fn cpu_shares(cpus: f64) -> u64 {
+    ((cpus * CPU_SHARES_PER_CPU as f64) as u64).max(MIN_CPU_SHARES)
+}
+
+/// Maps v1 shares ([2, 262144]) onto the v2 weight range ([1, 10000]), as runc and systemd do.
+pub fn cpu_weight(shares: u64) -> u64 {
+    let shares = shares.clamp(MIN_CPU_SHARES, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// Returns the CFS quota per [`CPU_CFS_PERIOD`] of `cpus`, as Mesos computes it.
+pub fn cfs_quota(cpus: f64) -> Duration {
+    CPU_CFS_PERIOD.mul_f64(cpus.max(0.0)).max(MIN_CPU_CFS_QUOTA)
+}
+
+/// Reads the cgroups of this process from `/proc/self/cgroup`: controller name to path, with
+/// `""` for the v2 hierarchy.
+fn own_cgroups() -> Result<HashMap<String, String>, ContainerizerError> {
+    let path = "/proc/self/cgroup";
+    let content =
+        fs::read_to_string(path).map_err(|error| ContainerizerError::io("read", path, error))?;
+    let mut own = HashMap::new();
+    for line in content.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_id), Some(controllers), Some(cgroup)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if controllers.is_empty() {
+            own.insert(String::new(), cgroup.to_string());
+        }
+        for controller in controllers.split(',').filter(|c| !c.is_empty()) {
+            own.insert(controller.to_string(), cgroup.to_string());
+        }
+    }
+    Ok(own)
+}
+
+fn create_dir_all(dir: &Path) -> Result<(), ContainerizerError> {
+    fs::create_dir_all(dir).map_err(|error| {
+        ContainerizerError::CgroupsUnavailable(format!(
+            "cannot create {}: {error}; the agent needs root and a writable cgroup hierarchy, \
+             or run it with --isolation=posix",
+            dir.display()
+        ))
+    })
+}
+
+/// Creates `base/relative` and enables the cpu, memory and pids controllers on the way down, as
+/// v2 requires of every parent of a cgroup that uses them.
+fn enable_v2_controllers(base: &Path, relative: &Path) -> Result<(), ContainerizerError> {
+    const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+    let available = fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+    let missing: Vec<&str> = CONTROLLERS
+        .into_iter()
+        .filter(|controller| !available.split_whitespace().any(|c| c == *controller))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ContainerizerError::CgroupsUnavailable(format!(
+            "cgroup v2 controllers {} are not available in {}; delegate them to the agent or run \
+             it with --isolation=posix",
+            missing.join(", "),
+            base.display()
+        )));
+    }
+    let mut dir = base.to_path_buf();
+    let components: Vec<_> = relative.components().collect();
+    for component in components {
+        let subtree_control = dir.join("cgroup.subtree_control");
+        fs::write(&subtree_control, "+cpu +memory +pids").map_err(|error| {
+            ContainerizerError::CgroupsUnavailable(format!(
+                "cannot enable controllers in {}: {error}; on cgroup v2 the agent must run in a \
+                 delegated subtree with no processes in its parent, or use an absolute cgroups \
+                 root, or run with --isolation=posix",
+                subtree_control.display()
+            ))
+        })?;
+        dir.push(component);
+        create_dir_all(&dir)?;
+    }
+    // The instance's own children (the containers) use the controllers too.
+    fs::write(dir.join("cgroup.subtree_control"), "+cpu +memory +pids").map_err(|error| {
+        ContainerizerError::CgroupsUnavailable(format!(
+            "cannot enable controllers in {}: {error}",
+            dir.display()
+        ))
+    })
+}
+
+fn validate_relative_component(kind: &str, value: &str) -> Result<(), ContainerizerError> {
+    strata_protocol::ids::validate_id("agent instance", value).map_err(|error| {
+        ContainerizerError::CgroupsUnavailable(format!("invalid {kind} {value:?}: {error}"))
+    })
+}
+
+fn cgroup_error(
+    op: &'static str,
+    path: &Path,
+    error: cgroups_rs::error::Error,
+) -> ContainerizerError {
+    let message = match std::error::Error::source(&error) {
+        Some(source) => format!("{error}: {source}"),
+        None => error.to_string(),
+    };
+    ContainerizerError::Cgroup {
+        op,
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Reads a file holding one number; `max` reads as `u64::MAX`.
+fn read_u64(path: &Path) -> Option<u64> {
+    let content = fs::read_to_string(path).ok()?;
+    let value = content.split_whitespace().next()?;
+    if value == "max" {
+        return Some(u64::MAX);
+    }
+    value.parse().ok()
+}
+
+/// Reads a file of `key value` lines (`memory.stat`, `memory.events`, `cpu.stat`).
+fn read_keyed(path: &Path) -> HashMap<String, u64> {
+    let Ok(content) = fs::read_to_string(path) else {
+        return HashMap::new();
+    };
+    content
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            Some((key.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_shares_follow_mesos() {
+        assert_eq!(cpu_shares(1.0), 1024);
+        assert_eq!(cpu_shares(0.5), 512);
+        assert_eq!(cpu_shares(0.001), MIN_CPU_SHARES);
+        assert_eq!(cpu_shares(2.5), 2560);
+    }
+
+    #[test]
+    fn cfs_quota_is_cpus_times_the_period_with_a_floor() {
+        assert_eq!(cfs_quota(1.5), Duration::from_millis(150));
+        assert_eq!(cfs_quota(0.001), MIN_CPU_CFS_QUOTA);
+    }
+
+    #[test]
+    fn cpu_weight_maps_the_share_range_onto_the_weight_range() {
+        assert_eq!(cpu_weight(2), 1);
+        assert_eq!(cpu_weight(262_144), 10_000);
+        assert_eq!(cpu_weight(1024), 39);
+    }
+}

@@ -1,0 +1,575 @@
+//! What both containerizers share: spawning the leader, reaping it, destroying and forgetting
+//! containers. What differs between them (cgroups, or nothing) is an [`Isolation`].
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+use strata_protocol::ContainerId;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::{
+    BoxFuture, CommandLine, ContainerizerError, ExitStatus, LaunchSpec, Launched, Limits,
+    RecoverSpec, Recovery, Termination, TerminationReason, Usage,
+};
+
+/// How long the processes a leader left behind may take to die after SIGKILL, and its cgroup to
+/// become removable. SIGKILL cannot be caught, so only a process stuck in the kernel (an NFS
+/// hang) takes this long; the container is then reported anyway and the leftovers logged.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The part of a containerizer that confines and measures a container's processes.
+pub(crate) trait Isolation: Send + Sync + 'static {
+    /// What the isolation keeps per container (its cgroup paths).
+    type Handle: Send + Sync + 'static;
+
+    /// Sets up the isolation of a container about to be launched.
+    fn prepare(
+        &self,
+        container_id: &ContainerId,
+        limits: &Limits,
+    ) -> Result<Self::Handle, ContainerizerError>;
+
+    /// Files into which the child writes `0` (itself) between fork and exec: its `cgroup.procs`.
+    fn attach_files(&self, handle: &Self::Handle) -> Vec<CString>;
+
+    /// Sends `signal` to every process of the container: its process group, and for cgroups the
+    /// processes that left the group but not the cgroup.
+    fn signal_all(&self, handle: &Self::Handle, leader: Option<Pid>, signal: Signal);
+
+    /// SIGKILLs what is left of a container whose leader has exited, and returns whether
+    /// anything was left to kill (zombies do not count: their parent, not us, reaps them).
+    /// `leader` is `None` for an orphan found by the isolation, whose process group is unknown.
+    fn kill_remaining(&self, handle: &Self::Handle, leader: Option<Pid>) -> bool;
+
+    /// Tells whether the container hit a limit, once its processes are gone.
+    fn limitation(&self, handle: &Self::Handle, status: Option<ExitStatus>) -> Option<Limitation>;
+
+    /// Removes the isolation of a container whose processes are gone.
+    fn release(&self, handle: &Self::Handle) -> Result<(), ContainerizerError>;
+
+    /// Measures a running container.
+    fn usage(&self, handle: &Self::Handle, leader: Pid) -> Result<Usage, ContainerizerError>;
+
+    /// Finds what a previous agent run left: the known containers still running or gone, and
+    /// the unknown ones.
+    fn recover(
+        &self,
+        known: &[RecoverSpec],
+    ) -> Result<IsolationRecovery<Self::Handle>, ContainerizerError>;
+}
+
+/// A limit the container hit, which ended it.
+pub(crate) struct Limitation {
+    pub reason: TerminationReason,
+    /// Says which limit and by how much, for the task status message.
+    pub message: String,
+}
+
+/// What [`Isolation::recover`] found.
+pub(crate) struct IsolationRecovery<H> {
+    /// Known containers whose leader runs.
+    pub alive: Vec<(ContainerId, H, Pid)>,
+    /// Known containers whose leader is gone, with what is left of their isolation.
+    pub gone: Vec<(ContainerId, Option<H>)>,
+    /// Containers that are not known, by name.
+    pub orphans: Vec<(String, H)>,
+}
+
+/// The containers of one containerizer and the isolation they share.
+pub(crate) struct Engine<I: Isolation> {
+    pub isolation: I,
+    containers: Mutex<HashMap<ContainerId, Entry<I::Handle>>>,
+}
+
+struct Entry<H> {
+    leader: Pid,
+    handle: Arc<H>,
+    /// Set once, by the reaper, when the container is gone and released.
+    termination: watch::Receiver<Option<Termination>>,
+    /// Whether `destroy` was called, so the termination says so.
+    destroying: Arc<AtomicBool>,
+}
+
+/// The user a container runs as, looked up before the fork so the child only makes system calls.
+struct ResolvedUser {
+    uid: rustix::process::Uid,
+    gid: rustix::process::Gid,
+    groups: Vec<rustix::process::Gid>,
+}
+
+impl<I: Isolation> Engine<I> {
+    pub fn new(isolation: I) -> Arc<Self> {
+        Arc::new(Self {
+            isolation,
+            containers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn containers(&self) -> MutexGuard<'_, HashMap<ContainerId, Entry<I::Handle>>> {
+        // A panic while holding the lock leaves the map itself consistent (every update is one
+        // insert or remove), so a poisoned lock is still usable.
+        self.containers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn container_ids(&self) -> Vec<ContainerId> {
+        let mut ids: Vec<ContainerId> = self.containers().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn launch(
+        self: &Arc<Self>,
+        container_id: ContainerId,
+        spec: LaunchSpec,
+    ) -> Result<Launched, ContainerizerError> {
+        let user = spec.user.as_deref().map(resolve_user).transpose()?;
+        let stdout = open_output(&spec.stdout_path)?;
+        let stderr = open_output(&spec.stderr_path)?;
+
+        // The lock is held from the check to the insert so that two launches of one ID cannot
+        // both pass the check; launching takes well under a millisecond.
+        let mut containers = self.containers();
+        if containers.contains_key(&container_id) {
+            return Err(ContainerizerError::AlreadyExists(container_id));
+        }
+        let handle = self.isolation.prepare(&container_id, &spec.limits)?;
+        let mut command = build_command(&spec, stdout, stderr);
+        let attach_files = self.isolation.attach_files(&handle);
+        if !attach_files.is_empty() || user.is_some() {
+            install_pre_exec(&mut command, attach_files, user);
+        }
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                if let Err(error) = self.isolation.release(&handle) {
+                    warn!(%container_id, %error, "failed to release the isolation of a container that did not start");
+                }
+                return Err(ContainerizerError::Launch {
+                    container_id,
+                    source,
+                });
+            }
+        };
+        let pid = child
+            .id()
+            .expect("a child that has not been waited for has a pid");
+        let leader = pid_from_raw(pid)?;
+        debug!(%container_id, pid, "container launched");
+
+        let exit = async move { child.wait().await.ok().map(ExitStatus::from_std) };
+        self.watch(&mut containers, container_id, leader, handle, exit);
+        Ok(Launched { pid })
+    }
+
+    /// Registers a container and spawns the task that reaps it when `exit` resolves.
+    fn watch(
+        self: &Arc<Self>,
+        containers: &mut HashMap<ContainerId, Entry<I::Handle>>,
+        container_id: ContainerId,
+        leader: Pid,
+        handle: I::Handle,
+        exit: impl Future<Output = Option<ExitStatus>> + Send + 'static,
+    ) {
+        let handle = Arc::new(handle);
+        let destroying = Arc::new(AtomicBool::new(false));
+        let (termination_tx, termination_rx) = watch::channel(None);
+        containers.insert(
+            container_id.clone(),
+            Entry {
+                leader,
+                handle: Arc::clone(&handle),
+                termination: termination_rx,
+                destroying: Arc::clone(&destroying),
+            },
+        );
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            let status = exit.await;
+            let termination = engine
+                .reap(&container_id, leader, &handle, status, &destroying)
+                .await;
+            debug!(%container_id, ?termination.status, ?termination.reason, "container terminated");
+            // The entry holds a receiver until the termination is consumed, so this cannot fail.
+            let _ = termination_tx.send(Some(termination));
+        });
+    }
+
+    /// Cleans up after a leader that exited and describes the termination.
+    async fn reap(
+        &self,
+        container_id: &ContainerId,
+        leader: Pid,
+        handle: &I::Handle,
+        status: Option<ExitStatus>,
+        destroying: &AtomicBool,
+    ) -> Termination {
+        let (limitation, released) = self.drain_and_release(handle, Some(leader), status).await;
+        let destroyed = destroying.load(Ordering::SeqCst);
+        let (reason, mut message) = match (limitation, status) {
+            (Some(limitation), _) => (Some(limitation.reason), limitation.message),
+            (None, _) if destroyed => (
+                Some(TerminationReason::Destroyed),
+                "container was destroyed".to_string(),
+            ),
+            (None, Some(status)) => (None, format!("command {status}")),
+            (None, None) => (
+                None,
+                "container exited; its exit status is unknown".to_string(),
+            ),
+        };
+        if let Err(error) = released {
+            warn!(%container_id, %error, "failed to release container isolation");
+            message.push_str(&format!(" (cleanup failed: {error})"));
+        }
+        Termination {
+            status,
+            reason,
+            message,
+        }
+    }
+
+    /// Kills what the container left behind, asks the isolation whether a limit was hit (before
+    /// the evidence goes), and removes the isolation, retrying while killed processes exit.
+    async fn drain_and_release(
+        &self,
+        handle: &I::Handle,
+        leader: Option<Pid>,
+        status: Option<ExitStatus>,
+    ) -> (Option<Limitation>, Result<(), ContainerizerError>) {
+        let mut limitation = None;
+        let mut limitation_checked = false;
+        let mut delay = Duration::from_millis(1);
+        let attempts = async {
+            loop {
+                if !self.isolation.kill_remaining(handle, leader) {
+                    if !limitation_checked {
+                        limitation = self.isolation.limitation(handle, status);
+                        limitation_checked = true;
+                    }
+                    match self.isolation.release(handle) {
+                        Ok(()) => return Ok(()),
+                        // Killed processes leave their cgroup only once they have exited.
+                        Err(error) => debug!(%error, "container not yet removable"),
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+        };
+        let released = match tokio::time::timeout(DRAIN_TIMEOUT, attempts).await {
+            Ok(result) => result,
+            Err(_elapsed) => {
+                // One last try, for its error message.
+                self.isolation.kill_remaining(handle, leader);
+                self.isolation.release(handle)
+            }
+        };
+        if !limitation_checked {
+            limitation = self.isolation.limitation(handle, status);
+        }
+        (limitation, released)
+    }
+
+    fn forget(&self, container_id: &ContainerId) {
+        let mut containers = self.containers();
+        if containers
+            .get(container_id)
+            .is_some_and(|entry| entry.termination.borrow().is_some())
+        {
+            containers.remove(container_id);
+        }
+    }
+
+    /// Returns a copy of the container's entry, so that no lock is held across an await.
+    fn entry(&self, container_id: &ContainerId) -> Result<Entry<I::Handle>, ContainerizerError> {
+        let containers = self.containers();
+        let entry = containers
+            .get(container_id)
+            .ok_or_else(|| ContainerizerError::UnknownContainer(container_id.clone()))?;
+        Ok(Entry {
+            leader: entry.leader,
+            handle: Arc::clone(&entry.handle),
+            termination: entry.termination.clone(),
+            destroying: Arc::clone(&entry.destroying),
+        })
+    }
+
+    pub fn wait(
+        self: &Arc<Self>,
+        container_id: &ContainerId,
+    ) -> BoxFuture<Result<Termination, ContainerizerError>> {
+        let entry = self.entry(container_id);
+        let engine = Arc::clone(self);
+        let container_id = container_id.clone();
+        Box::pin(async move {
+            let termination = terminated(entry?.termination, &container_id).await?;
+            engine.forget(&container_id);
+            Ok(termination)
+        })
+    }
+
+    pub fn destroy(
+        self: &Arc<Self>,
+        container_id: &ContainerId,
+        grace_period: Duration,
+    ) -> BoxFuture<Result<Termination, ContainerizerError>> {
+        let entry = self.entry(container_id);
+        let engine = Arc::clone(self);
+        let container_id = container_id.clone();
+        Box::pin(async move {
+            let Entry {
+                leader,
+                handle,
+                termination,
+                destroying,
+            } = entry?;
+            // Signalling a container that is gone could hit a process that reused its pid.
+            if termination.borrow().is_none() {
+                destroying.store(true, Ordering::SeqCst);
+                info!(%container_id, ?grace_period, "destroying container");
+                engine
+                    .isolation
+                    .signal_all(&handle, Some(leader), Signal::TERM);
+                let stopped = tokio::time::timeout(
+                    grace_period,
+                    terminated(termination.clone(), &container_id),
+                )
+                .await;
+                if stopped.is_err() {
+                    info!(%container_id, "container outlived its grace period; killing it");
+                    engine
+                        .isolation
+                        .signal_all(&handle, Some(leader), Signal::KILL);
+                }
+            }
+            let termination = terminated(termination, &container_id).await?;
+            engine.forget(&container_id);
+            Ok(termination)
+        })
+    }
+
+    pub fn usage(&self, container_id: &ContainerId) -> Result<Usage, ContainerizerError> {
+        let entry = self.entry(container_id)?;
+        if entry.termination.borrow().is_some() {
+            return Err(ContainerizerError::Terminated(container_id.clone()));
+        }
+        self.isolation.usage(&entry.handle, entry.leader)
+    }
+
+    pub fn recover(
+        self: &Arc<Self>,
+        known: Vec<RecoverSpec>,
+    ) -> BoxFuture<Result<Recovery, ContainerizerError>> {
+        let engine = Arc::clone(self);
+        Box::pin(async move {
+            let found = engine.isolation.recover(&known)?;
+            let mut recovery = Recovery::default();
+            for (container_id, handle, leader) in found.alive {
+                // Recovering twice must not watch a container twice.
+                if engine.containers().contains_key(&container_id) {
+                    recovery.recovered.push(container_id);
+                    continue;
+                }
+                match pidfd_exit(leader) {
+                    Ok(exit) => {
+                        info!(%container_id, pid = leader.as_raw_nonzero().get(), "container recovered");
+                        let mut containers = engine.containers();
+                        engine.watch(&mut containers, container_id.clone(), leader, handle, exit);
+                        recovery.recovered.push(container_id);
+                    }
+                    Err(error) => {
+                        debug!(%container_id, %error, "recovered container exited meanwhile");
+                        if let (_, Err(error)) =
+                            engine.drain_and_release(&handle, Some(leader), None).await
+                        {
+                            warn!(%container_id, %error, "failed to clean up a container that exited");
+                        }
+                        recovery.missing.push(container_id);
+                    }
+                }
+            }
+            for (container_id, handle) in found.gone {
+                if let Some(handle) = handle
+                    && let Err(error) = engine.drain_and_release_orphan(&handle).await
+                {
+                    warn!(%container_id, %error, "failed to clean up a container that exited");
+                }
+                info!(%container_id, "container did not survive the agent restart");
+                recovery.missing.push(container_id);
+            }
+            for (name, handle) in found.orphans {
+                match engine.drain_and_release_orphan(&handle).await {
+                    Ok(()) => info!(container = %name, "destroyed orphan container"),
+                    Err(error) => {
+                        warn!(container = %name, %error, "failed to destroy orphan container")
+                    }
+                }
+                recovery.orphans_destroyed.push(name);
+            }
+            Ok(recovery)
+        })
+    }
+
+    /// Like [`Self::drain_and_release`], for a container whose leader is unknown: the isolation
+    /// alone finds its processes.
+    async fn drain_and_release_orphan(&self, handle: &I::Handle) -> Result<(), ContainerizerError> {
+        self.drain_and_release(handle, None, None).await.1
+    }
+}
+
+/// Waits for the termination a reaper publishes.
+async fn terminated(
+    mut termination: watch::Receiver<Option<Termination>>,
+    container_id: &ContainerId,
+) -> Result<Termination, ContainerizerError> {
+    match termination.wait_for(Option::is_some).await {
+        Ok(termination) => Ok(termination.clone().expect("waited for Some")),
+        // The reaper was dropped without publishing: the runtime is shutting down.
+        Err(_closed) => Err(ContainerizerError::UnknownContainer(container_id.clone())),
+    }
+}
+
+/// Returns a future that resolves when `pid`, which need not be our child, exits.
+#[allow(unsafe_code)]
+fn pidfd_exit(
+    pid: Pid,
+) -> std::io::Result<impl Future<Output = Option<ExitStatus>> + Send + 'static> {
+    let pidfd: OwnedFd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    // SAFETY: `register` needs the descriptor to stay open and the same while registered; an
+    // `OwnedFd` owned by the `AsyncFd` is closed only when the `AsyncFd` drops, and its
+    // `as_raw_fd` never changes.
+    let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(std::io::Error::from)?;
+    Ok(async move {
+        // A pidfd becomes readable when its process exits; an error means the same for us.
+        let _ = pidfd.readable().await;
+        None
+    })
+}
+
+pub(crate) fn pid_from_raw(pid: u32) -> Result<Pid, ContainerizerError> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or(ContainerizerError::InvalidPid(pid))
+}
+
+/// Sends `signal` to the process group led by `leader`; a group that no longer exists is fine.
+pub(crate) fn signal_group(leader: Pid, signal: Signal) -> bool {
+    // `kill(-1)` signals every process we may signal; a leader is never pid 1, but the cost of a
+    // mistake is the whole machine.
+    if leader.as_raw_nonzero().get() <= 1 {
+        return false;
+    }
+    rustix::process::kill_process_group(leader, signal).is_ok()
+}
+
+fn open_output(path: &Path) -> Result<File, ContainerizerError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| ContainerizerError::io("open", path, source))
+}
+
+fn resolve_user(name: &str) -> Result<ResolvedUser, ContainerizerError> {
+    let lookup_error = |source: nix::Error| ContainerizerError::UserLookup {
+        user: name.to_string(),
+        source: std::io::Error::from_raw_os_error(source as i32),
+    };
+    let user = nix::unistd::User::from_name(name)
+        .map_err(lookup_error)?
+        .ok_or_else(|| ContainerizerError::UnknownUser(name.to_string()))?;
+    let c_name = CString::new(name).map_err(|_| ContainerizerError::UnknownUser(name.into()))?;
+    let groups = nix::unistd::getgrouplist(&c_name, user.gid).map_err(lookup_error)?;
+    Ok(ResolvedUser {
+        uid: rustix::process::Uid::from_raw(user.uid.as_raw()),
+        gid: rustix::process::Gid::from_raw(user.gid.as_raw()),
+        groups: groups
+            .into_iter()
+            .map(|gid| rustix::process::Gid::from_raw(gid.as_raw()))
+            .collect(),
+    })
+}
+
+fn build_command(spec: &LaunchSpec, stdout: File, stderr: File) -> tokio::process::Command {
+    let mut command = match &spec.command {
+        CommandLine::Shell(line) => {
+            let mut command = tokio::process::Command::new("/bin/sh");
+            command.arg("-c").arg(line);
+            command
+        }
+        CommandLine::Exec { program, argv } => {
+            let mut command = tokio::process::Command::new(program);
+            if let Some((arg0, args)) = argv.split_first() {
+                command.arg0(arg0).args(args);
+            }
+            command
+        }
+    };
+    command
+        .env_clear()
+        .envs(spec.env.iter().map(|(name, value)| (name, value)))
+        .current_dir(&spec.working_dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        // Its own process group, so that one signal reaches every process it forks. Unlike a
+        // `pre_exec` hook this keeps std's `posix_spawn` fast path open to the posix
+        // containerizer.
+        .process_group(0)
+        // The agent may restart while containers keep running; it recovers them then.
+        .kill_on_drop(false);
+    command
+}
+
+/// Makes the child enter its cgroups, then drop to `user`, between fork and exec.
+#[allow(unsafe_code)]
+fn install_pre_exec(
+    command: &mut tokio::process::Command,
+    attach_files: Vec<CString>,
+    user: Option<ResolvedUser>,
+) {
+    let hook = move || -> std::io::Result<()> {
+        use rustix::fs::{Mode, OFlags};
+        // Writing `0` to `cgroup.procs` moves the writer itself, so the child needs no pid
+        // formatted for it. It is done first, while the child is still root, and before exec,
+        // so that not one instruction of the command runs outside its cgroup.
+        for attach_file in &attach_files {
+            let fd = rustix::fs::open(
+                attach_file.as_c_str(),
+                OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            rustix::io::write(&fd, b"0")?;
+        }
+        if let Some(user) = &user {
+            // Groups before gid before uid: each step needs the privilege the next one drops.
+            rustix::thread::set_thread_groups(&user.groups)?;
+            rustix::thread::set_thread_gid(user.gid)?;
+            rustix::thread::set_thread_uid(user.uid)?;
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the forked child of a possibly multithreaded parent, where only
+    // async-signal-safe operations are sound. It only makes raw system calls through rustix
+    // (open, write, close, setgroups, setgid, setuid; per-thread calls are process-wide in the
+    // single-threaded child), allocates nothing (the paths and groups were built before the fork
+    // and are only borrowed; errors are raw OS error codes) and takes no lock.
+    unsafe {
+        command.pre_exec(hook);
+    }
+}
