@@ -7,9 +7,11 @@ use std::time::Duration;
 use strata_protocol::{AgentId, FrameworkId, Resources};
 
 use super::quantities::Quantities;
-use super::{Allocator, AllocatorError, allocation_role};
+use super::{Allocator, AllocatorError, FrameworkKey, allocation_role};
 
-/// What one framework holds in one role on one agent; both carry `allocation_info.role`.
+/// What one framework holds in one role on one agent, without allocation info: the role is
+/// part of the holding's key, and leaving it off keeps the hot path from rebuilding every
+/// identity with it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Holding {
     pub(crate) offered: Resources,
@@ -22,12 +24,58 @@ impl Holding {
     }
 }
 
+/// The holdings on one agent, sorted by `(framework, role index)`.
+///
+/// An agent has only a few holdings, so a sorted `Vec` beats a `BTreeMap`, whose first insert
+/// allocates a whole node: that allocation was a visible part of each offer's cost.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Holdings(Vec<((FrameworkKey, usize), Holding)>);
+
+impl Holdings {
+    fn position(&self, key: &(FrameworkKey, usize)) -> Result<usize, usize> {
+        self.0.binary_search_by(|(existing, _)| existing.cmp(key))
+    }
+
+    pub(crate) fn get(&self, key: &(FrameworkKey, usize)) -> Option<&Holding> {
+        self.position(key).ok().map(|idx| &self.0[idx].1)
+    }
+
+    fn get_or_default(&mut self, key: (FrameworkKey, usize)) -> &mut Holding {
+        let idx = match self.position(&key) {
+            Ok(idx) => idx,
+            Err(idx) => {
+                self.0.insert(idx, (key, Holding::default()));
+                idx
+            }
+        };
+        &mut self.0[idx].1
+    }
+
+    fn remove(&mut self, key: &(FrameworkKey, usize)) {
+        if let Ok(idx) = self.position(key) {
+            self.0.remove(idx);
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&(FrameworkKey, usize), &Holding)> {
+        self.0.iter().map(|(key, holding)| (key, holding))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &(FrameworkKey, usize)> {
+        self.0.iter().map(|(key, _)| key)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Holding> {
+        self.0.iter().map(|(_, holding)| holding)
+    }
+}
+
 /// One agent as the allocator sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct Agent {
     pub(crate) id: AgentId,
     pub(crate) total: Resources,
-    /// `total` minus everything offered or used, without allocation info.
+    /// `total` minus everything offered or used.
     pub(crate) available: Resources,
     /// Deactivated and draining agents are not offered.
     pub(crate) active: bool,
@@ -36,18 +84,17 @@ pub(crate) struct Agent {
     pub(crate) total_quantities: Quantities,
     /// Scalars reserved on this agent, by role index.
     pub(crate) reserved: Vec<(usize, Quantities)>,
-    pub(crate) holdings: BTreeMap<(FrameworkId, usize), Holding>,
+    pub(crate) holdings: Holdings,
 }
 
 impl Agent {
-    /// Returns everything offered or used on the agent, without allocation info.
+    /// Returns everything offered or used on the agent.
     pub(crate) fn held(&self) -> Resources {
         let mut held = Resources::new();
         for holding in self.holdings.values() {
             held += &holding.offered;
             held += &holding.used;
         }
-        held.unallocate();
         held
     }
 
@@ -73,18 +120,17 @@ impl Allocator {
         let mut held = Resources::new();
         let mut used_by_role = Vec::new();
         for (framework_id, resources) in used {
-            let allocations = resources.allocations();
             let mut allocated_sum = Resources::new();
-            for (role, allocated) in allocations {
+            for (role, mut allocated) in resources.allocations() {
                 allocated_sum += &allocated;
+                allocated.unallocate();
+                held += &allocated;
                 used_by_role.push((framework_id.clone(), role, allocated));
             }
             if allocated_sum != resources {
                 return Err(AllocatorError::NotAllocatedToOneRole(resources));
             }
-            held += allocated_sum;
         }
-        held.unallocate();
         if !total.contains(&held) {
             return Err(AllocatorError::TotalBelowHeld {
                 agent_id,
@@ -104,12 +150,14 @@ impl Allocator {
             has_reservations: false,
             total_quantities: Quantities::default(),
             reserved: Vec::new(),
-            holdings: BTreeMap::new(),
+            holdings: Holdings::default(),
         });
         self.agent_index.insert(agent_id, agent_idx);
         self.set_agent_total(agent_idx, total, &held);
-        for (framework_id, role, allocated) in used_by_role {
-            self.add_used(agent_idx, framework_id, &role, allocated);
+        for (framework_id, role, resources) in used_by_role {
+            let role_idx = self.roles.ensure(&role);
+            let key = self.framework_entry(&framework_id).id.clone();
+            self.change_holding(agent_idx, &key, role_idx, &resources, false, true);
         }
         Ok(())
     }
@@ -143,7 +191,7 @@ impl Allocator {
         let Some(agent_idx) = self.agent_index.get(agent_id).copied() else {
             return;
         };
-        let keys: Vec<(FrameworkId, usize)> =
+        let keys: Vec<(FrameworkKey, usize)> =
             self.agent(agent_idx).holdings.keys().cloned().collect();
         for (framework_id, role_idx) in keys {
             self.release_holding(agent_idx, &framework_id, role_idx);
@@ -191,49 +239,36 @@ impl Allocator {
         refuse: Option<Duration>,
         now: Duration,
     ) -> Result<(), AllocatorError> {
-        let (Some(&agent_idx), Some(_)) = (
+        let (Some(&agent_idx), Some(key)) = (
             self.agent_index.get(agent_id),
-            self.frameworks.get(framework_id),
+            self.framework_key(framework_id),
         ) else {
             return Ok(());
         };
         if resources.is_empty() {
             return Ok(());
         }
-        let role = allocation_role(resources)?;
+        let (role_idx, plain) = self.held_role(framework_id, agent_id, resources)?;
         let not_held = || AllocatorError::NotHeld {
             framework_id: framework_id.clone(),
             agent_id: agent_id.clone(),
             resources: resources.clone(),
         };
-        let role_idx = self.roles.get(&role).ok_or_else(not_held)?;
-        let key = (framework_id.clone(), role_idx);
-        let holding = self
-            .agent(agent_idx)
-            .holdings
-            .get(&key)
-            .ok_or_else(not_held)?;
-        let from_used = resources - &holding.offered;
-        let from_offered = resources - &from_used;
+        let holding_key = (key.clone(), role_idx);
+        let holding = self.agent(agent_idx).holdings.get(&holding_key);
+        let holding = holding.ok_or_else(not_held)?;
+        let from_used = &plain - &holding.offered;
+        let from_offered = &plain - &from_used;
         if !holding.used.contains(&from_used) {
             return Err(not_held());
         }
-        self.change_holding(
-            agent_idx,
-            framework_id,
-            role_idx,
-            &from_offered,
-            true,
-            false,
-        );
-        self.change_holding(agent_idx, framework_id, role_idx, &from_used, false, false);
-        let mut freed = resources.clone();
-        freed.unallocate();
-        self.agent_mut(agent_idx).available += &freed;
+        self.change_holding(agent_idx, &key, role_idx, &from_offered, true, false);
+        self.change_holding(agent_idx, &key, role_idx, &from_used, false, false);
+        self.agent_mut(agent_idx).available += &plain;
         self.refresh_offerable(agent_idx);
         debug_assert!(self.agent(agent_idx).is_consistent());
         if let Some(refuse) = refuse {
-            self.install_filter(framework_id, agent_idx, role_idx, freed, refuse, now);
+            self.install_filter(framework_id, agent_idx, role_idx, plain, refuse, now);
         }
         Ok(())
     }
@@ -247,25 +282,43 @@ impl Allocator {
         resources: &Resources,
     ) -> Result<(), AllocatorError> {
         let agent_idx = self.agent_slot(agent_id)?;
-        let role = allocation_role(resources)?;
-        let not_held = || AllocatorError::NotHeld {
-            framework_id: framework_id.clone(),
-            agent_id: agent_id.clone(),
-            resources: resources.clone(),
-        };
-        let role_idx = self.roles.get(&role).ok_or_else(not_held)?;
-        let key = (framework_id.clone(), role_idx);
-        let holding = self
-            .agent(agent_idx)
-            .holdings
-            .get(&key)
-            .ok_or_else(not_held)?;
-        if !holding.offered.contains(resources) {
-            return Err(not_held());
+        let key = self
+            .framework_key(framework_id)
+            .ok_or_else(|| AllocatorError::UnknownFramework(framework_id.clone()))?;
+        let (role_idx, plain) = self.held_role(framework_id, agent_id, resources)?;
+        let holding = self.agent(agent_idx).holdings.get(&(key.clone(), role_idx));
+        if !holding.is_some_and(|holding| holding.offered.contains(&plain)) {
+            return Err(AllocatorError::NotHeld {
+                framework_id: framework_id.clone(),
+                agent_id: agent_id.clone(),
+                resources: resources.clone(),
+            });
         }
-        self.change_holding(agent_idx, framework_id, role_idx, resources, true, false);
-        self.change_holding(agent_idx, framework_id, role_idx, resources, false, true);
+        self.change_holding(agent_idx, &key, role_idx, &plain, true, false);
+        self.change_holding(agent_idx, &key, role_idx, &plain, false, true);
         Ok(())
+    }
+
+    /// Returns the role index `resources` are allocated to, and the resources without their
+    /// allocation info, or says why they cannot be held.
+    fn held_role(
+        &self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        resources: &Resources,
+    ) -> Result<(usize, Resources), AllocatorError> {
+        let role = allocation_role(resources)?;
+        let role_idx = self
+            .roles
+            .get(&role)
+            .ok_or_else(|| AllocatorError::NotHeld {
+                framework_id: framework_id.clone(),
+                agent_id: agent_id.clone(),
+                resources: resources.clone(),
+            })?;
+        let mut plain = resources.clone();
+        plain.unallocate();
+        Ok((role_idx, plain))
     }
 
     /// Returns the slot of a known agent.
@@ -312,7 +365,7 @@ impl Allocator {
         }
         self.roles.mark_dirty();
         let agent = self.agent_mut(agent_idx);
-        agent.has_reservations = !total.reserved_to_any().is_empty();
+        agent.has_reservations = !reserved.is_empty();
         agent.available = &total - held;
         agent.total = total;
         agent.total_quantities = total_quantities;
@@ -332,25 +385,12 @@ impl Allocator {
         self.roles.mark_dirty();
     }
 
-    /// Records resources a framework already uses on an agent being added.
-    fn add_used(
-        &mut self,
-        agent_idx: usize,
-        framework_id: FrameworkId,
-        role: &str,
-        allocated: Resources,
-    ) {
-        let role_idx = self.roles.ensure(role);
-        self.frameworks.entry(framework_id.clone()).or_default();
-        self.change_holding(agent_idx, &framework_id, role_idx, &allocated, false, true);
-    }
-
     /// Returns everything a framework holds in a role on an agent to the agent's available
     /// resources, as removing the framework or the agent does.
     pub(crate) fn release_holding(
         &mut self,
         agent_idx: usize,
-        framework_id: &FrameworkId,
+        framework_id: &FrameworkKey,
         role_idx: usize,
     ) {
         let key = (framework_id.clone(), role_idx);
@@ -373,19 +413,17 @@ impl Allocator {
             false,
             false,
         );
-        let mut freed = holding.offered + holding.used;
-        freed.unallocate();
-        self.agent_mut(agent_idx).available += &freed;
+        self.agent_mut(agent_idx).available += holding.offered + holding.used;
         self.refresh_offerable(agent_idx);
     }
 
-    /// Adds `resources` to (or removes them from) what `framework_id` holds in `role_idx` on
-    /// the agent, as offered or as used, and updates the role and framework accounting. The
-    /// agent's available resources are the caller's business.
+    /// Adds `resources` (without allocation info) to, or removes them from, what
+    /// `framework_id` holds in `role_idx` on the agent, as offered or as used, and updates the
+    /// role and framework accounting. The agent's available resources are the caller's.
     pub(crate) fn change_holding(
         &mut self,
         agent_idx: usize,
-        framework_id: &FrameworkId,
+        framework_id: &FrameworkKey,
         role_idx: usize,
         resources: &Resources,
         offered: bool,
@@ -395,6 +433,29 @@ impl Allocator {
             return;
         }
         let held = self.names.quantities(resources);
+        self.change_holding_with(
+            agent_idx,
+            framework_id,
+            role_idx,
+            resources,
+            held,
+            offered,
+            add,
+        );
+    }
+
+    /// Does [`Allocator::change_holding`] given the scalar quantities of `resources`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn change_holding_with(
+        &mut self,
+        agent_idx: usize,
+        framework_id: &FrameworkKey,
+        role_idx: usize,
+        resources: &Resources,
+        held: Quantities,
+        offered: bool,
+        add: bool,
+    ) {
         let agent = self.agents[agent_idx]
             .as_mut()
             .expect("agent slot refers to a present agent");
@@ -404,26 +465,28 @@ impl Allocator {
             held.clone()
         };
         let key = (framework_id.clone(), role_idx);
-        let holding = agent.holdings.entry(key.clone()).or_default();
+        let holding = agent.holdings.get_or_default(key);
         let side = if offered {
             &mut holding.offered
         } else {
             &mut holding.used
         };
-        if add {
-            *side += resources;
-        } else {
+        if !add {
             debug_assert!(side.contains(resources), "{side} lacks {resources}");
             *side -= resources;
+        } else if side.is_empty() {
+            *side = resources.clone();
+        } else {
+            *side += resources;
         }
         let now_empty = holding.is_empty();
         if now_empty {
-            agent.holdings.remove(&key);
+            agent.holdings.remove(&(framework_id.clone(), role_idx));
         }
-        if let Some(framework) = self.frameworks.get_mut(framework_id) {
+        if let Some(framework) = self.frameworks.get_mut(&**framework_id) {
             if now_empty {
                 framework.holdings.remove(&(agent_idx, role_idx));
-            } else {
+            } else if add {
                 framework.holdings.insert((agent_idx, role_idx));
             }
         }

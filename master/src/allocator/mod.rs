@@ -37,6 +37,7 @@ mod sorter;
 mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata_protocol::resources::{Milli, validate_role};
@@ -157,9 +158,14 @@ pub struct OfferRescind {
     pub resources: Resources,
 }
 
+/// A framework ID shared by the allocator's indexes: cloning it in the hot path is a
+/// reference-count increment rather than a string copy.
+pub(crate) type FrameworkKey = Arc<FrameworkId>;
+
 /// A framework as the allocator sees it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Framework {
+    id: FrameworkKey,
     /// False for a placeholder: an agent reported resources used by a framework that has not
     /// subscribed (again) yet, as after a master failover.
     registered: bool,
@@ -172,6 +178,18 @@ struct Framework {
 }
 
 impl Framework {
+    fn new(id: FrameworkKey) -> Framework {
+        Framework {
+            id,
+            registered: false,
+            active: false,
+            roles: BTreeSet::new(),
+            suppressed: BTreeSet::new(),
+            filters: OfferFilters::default(),
+            holdings: BTreeSet::new(),
+        }
+    }
+
     /// Returns true if the framework may be offered resources in `role`.
     fn wants(&self, role: &str) -> bool {
         self.registered
@@ -196,11 +214,13 @@ pub struct Allocator {
     free_agent_slots: Vec<usize>,
     /// Active agents with something available: the only ones a run needs to visit.
     offerable: BTreeSet<usize>,
-    frameworks: BTreeMap<FrameworkId, Framework>,
+    frameworks: BTreeMap<FrameworkKey, Framework>,
     /// The quota limits as the operator set them, for GET_QUOTA.
     quotas: BTreeMap<String, QuotaLimits>,
     next_filter_expiry: Option<Duration>,
     rng: SplitMix64,
+    /// Reused for the role order of each agent, to keep allocations out of the hot loop.
+    order_buffer: Vec<usize>,
 }
 
 impl Allocator {
@@ -229,6 +249,7 @@ impl Allocator {
             frameworks: BTreeMap::new(),
             quotas: BTreeMap::new(),
             next_filter_expiry: None,
+            order_buffer: Vec::new(),
         }
     }
 
@@ -247,7 +268,7 @@ impl Allocator {
         active: bool,
     ) -> Result<(), AllocatorError> {
         validate_roles(&roles, &suppressed_roles)?;
-        let framework = self.frameworks.entry(framework_id.clone()).or_default();
+        let framework = self.framework_entry(&framework_id);
         if framework.registered {
             return Err(AllocatorError::DuplicateFramework(framework_id));
         }
@@ -275,9 +296,10 @@ impl Allocator {
         let left: Vec<String> = framework.roles.difference(&roles).cloned().collect();
         framework.roles = roles;
         framework.suppressed = suppressed_roles;
+        let key = framework.id.clone();
         for role in &left {
             if let Some(role_idx) = self.roles.get(role) {
-                self.set_eligible(role_idx, framework_id, false);
+                self.set_eligible(role_idx, &key, false);
                 if let Some(framework) = self.frameworks.get_mut(framework_id) {
                     framework.filters.clear_role(role_idx);
                 }
@@ -295,12 +317,11 @@ impl Allocator {
         };
         framework.registered = false;
         self.refresh_eligibility(framework_id);
-        let holdings = match self.frameworks.remove(framework_id) {
-            Some(framework) => framework.holdings,
-            None => BTreeSet::new(),
+        let Some(framework) = self.frameworks.remove(framework_id) else {
+            return;
         };
-        for (agent_idx, role_idx) in holdings {
-            self.release_holding(agent_idx, framework_id, role_idx);
+        for (agent_idx, role_idx) in framework.holdings {
+            self.release_holding(agent_idx, &framework.id, role_idx);
         }
     }
 
@@ -427,22 +448,41 @@ impl Allocator {
             .ok_or_else(|| AllocatorError::UnknownFramework(framework_id.clone()))
     }
 
+    /// Returns the framework, adding an unregistered placeholder if it is not known.
+    fn framework_entry(&mut self, framework_id: &FrameworkId) -> &mut Framework {
+        let key = match self.frameworks.get(framework_id) {
+            Some(framework) => framework.id.clone(),
+            None => Arc::new(framework_id.clone()),
+        };
+        self.frameworks
+            .entry(key.clone())
+            .or_insert_with(|| Framework::new(key))
+    }
+
+    /// Returns the shared key of a known framework.
+    fn framework_key(&self, framework_id: &FrameworkId) -> Option<FrameworkKey> {
+        self.frameworks
+            .get(framework_id)
+            .map(|framework| framework.id.clone())
+    }
+
     /// Brings the framework's membership in every role's order in line with its state.
     fn refresh_eligibility(&mut self, framework_id: &FrameworkId) {
         let Some(framework) = self.frameworks.get(framework_id) else {
             return;
         };
+        let key = framework.id.clone();
         let mut changes = Vec::new();
         for role in &framework.roles {
-            let role_idx = self.roles.ensure(role);
-            changes.push((role_idx, framework.wants(role)));
+            changes.push((role.clone(), framework.wants(role)));
         }
-        for (role_idx, eligible) in changes {
-            self.set_eligible(role_idx, framework_id, eligible);
+        for (role, eligible) in changes {
+            let role_idx = self.roles.ensure(&role);
+            self.set_eligible(role_idx, &key, eligible);
         }
     }
 
-    fn set_eligible(&mut self, role_idx: usize, framework_id: &FrameworkId, eligible: bool) {
+    fn set_eligible(&mut self, role_idx: usize, framework_id: &FrameworkKey, eligible: bool) {
         self.roles
             .set_eligible(role_idx, framework_id, eligible, &self.names, &self.total);
     }
@@ -451,7 +491,7 @@ impl Allocator {
     /// order, until each role's consumption is within its limits again.
     fn offers_over_quota<'a>(&self, roles: impl Iterator<Item = &'a String>) -> Vec<OfferRescind> {
         let mut rescinds: Vec<OfferRescind> = Vec::new();
-        let mut chosen: BTreeSet<(usize, FrameworkId, usize)> = BTreeSet::new();
+        let mut chosen: BTreeSet<(usize, FrameworkKey, usize)> = BTreeSet::new();
         for role in roles {
             let Some(role_idx) = self.roles.get(role) else {
                 continue;
@@ -471,7 +511,7 @@ impl Allocator {
                 |excess: &Quantities| limits.iter().any(|&(idx, limit)| excess.get(idx) > limit);
             for (agent_idx, agent) in self.agents.iter().enumerate() {
                 let Some(agent) = agent else { continue };
-                for ((framework_id, held_role), holding) in &agent.holdings {
+                for ((framework_id, held_role), holding) in agent.holdings.iter() {
                     if !over(&excess) {
                         break;
                     }
@@ -485,10 +525,13 @@ impl Allocator {
                     excess.sub(&self.offered_unreserved(agent_idx, framework_id, *held_role));
                     chosen.insert(key);
                     rescinds.push(OfferRescind {
-                        framework_id: framework_id.clone(),
+                        framework_id: (**framework_id).clone(),
                         agent_id: agent.id.clone(),
-                        role: self.roles.node(*held_role).name.clone(),
-                        resources: holding.offered.clone(),
+                        role: self.roles.node(*held_role).name.to_string(),
+                        resources: allocated_to(
+                            &holding.offered,
+                            &self.roles.node(*held_role).name,
+                        ),
                     });
                 }
             }
@@ -508,7 +551,7 @@ impl Allocator {
     fn offered_unreserved(
         &self,
         agent_idx: usize,
-        framework_id: &FrameworkId,
+        framework_id: &FrameworkKey,
         role_idx: usize,
     ) -> Quantities {
         self.agents[agent_idx]
@@ -581,6 +624,13 @@ fn validate_roles(
         });
     }
     Ok(())
+}
+
+/// Returns `resources` marked as allocated to `role`.
+fn allocated_to(resources: &Resources, role: &str) -> Resources {
+    let mut allocated = resources.clone();
+    allocated.allocate(role);
+    allocated
 }
 
 /// Returns the one role all of `resources` are allocated to.
