@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use strata_master::allocator::{Allocation, Allocator, AllocatorConfig, QuotaLimits};
-use strata_protocol::resources::is_strict_subrole_of;
+use strata_protocol::resources::{ReservationInfo, is_strict_subrole_of};
 use strata_protocol::{AgentId, FrameworkId, Resources};
 
 const ROLES: [&str; 4] = ["a", "a/x", "b", "c"];
@@ -63,6 +63,10 @@ enum Op {
     Use {
         pick: usize,
         whole: bool,
+    },
+    Convert {
+        pick: usize,
+        reserve: bool,
     },
     Suppress {
         framework: u8,
@@ -120,6 +124,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<usize>(), part, prop::option::of(0..30u16))
             .prop_map(|(pick, what, refuse_secs)| Op::Recover { pick, what, refuse_secs }),
         2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, whole)| Op::Use { pick, whole }),
+        2 => (any::<usize>(), any::<bool>())
+            .prop_map(|(pick, reserve)| Op::Convert { pick, reserve }),
         1 => (framework.clone(), prop::option::of(0..16u8))
             .prop_map(|(framework, roles)| Op::Suppress { framework, roles }),
         1 => (framework, prop::option::of(0..16u8))
@@ -282,6 +288,7 @@ impl Harness {
                 refuse_secs,
             } => self.recover(pick, what, refuse_secs),
             Op::Use { pick, whole } => self.use_offered(pick, whole),
+            Op::Convert { pick, reserve } => self.convert(pick, reserve),
             Op::Suppress { framework, roles } => self.suppress(framework, roles),
             Op::Revive { framework, roles } => self.revive(framework, roles),
             Op::Weight { role, weight } => {
@@ -517,6 +524,45 @@ impl Harness {
         let model = self.model.holdings.get_mut(&key).unwrap();
         model.offered -= &resources;
         model.used += &resources;
+    }
+
+    /// Reserves (or unreserves) the first scalar of an offer for its role, as an ACCEPT with
+    /// a RESERVE (UNRESERVE) operation does.
+    fn convert(&mut self, pick: usize, reserve: bool) {
+        let Some((key, holding)) = self.pick_holding(pick) else {
+            return;
+        };
+        let (framework, agent, role) = &key;
+        let candidate = holding.offered.iter().find(|resource| {
+            resource.scalar.is_some()
+                && if reserve {
+                    resource.is_unreserved()
+                } else {
+                    resource.is_dynamically_reserved()
+                }
+        });
+        let Some(consumed) = candidate else {
+            return;
+        };
+        let consumed = Resources::from_resources([consumed]).unwrap();
+        let converted = if reserve {
+            let reservation = ReservationInfo::new_dynamic(role.clone(), None);
+            consumed.push_reservation(&reservation).unwrap()
+        } else {
+            consumed.pop_reservation().unwrap()
+        };
+        self.allocator
+            .update_allocation(
+                framework,
+                agent,
+                &allocated(&consumed, role),
+                &allocated(&converted, role),
+            )
+            .unwrap();
+        let model = self.model.holdings.get_mut(&key).unwrap();
+        model.offered = &model.offered - &consumed + &converted;
+        let (total, _) = self.model.agents.get_mut(agent).unwrap();
+        *total = &*total - &consumed + &converted;
     }
 
     fn allocate(&mut self, advance_secs: u8) {

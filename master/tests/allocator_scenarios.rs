@@ -7,7 +7,8 @@ use std::time::Duration;
 use strata_master::allocator::{
     Allocation, Allocator, AllocatorConfig, AllocatorError, QuotaLimits,
 };
-use strata_protocol::{AgentId, FrameworkId, Resources};
+use strata_protocol::resources::ReservationInfo;
+use strata_protocol::{AgentId, FrameworkId, Resource, Resources};
 
 fn resources(text: &str) -> Resources {
     Resources::parse(text, "*").unwrap()
@@ -702,5 +703,59 @@ fn gpus_can_be_excluded_from_fair_sharing() {
     assert!(
         stats.iter().all(|role| role.weighted_share == 0.5),
         "{stats:#?}"
+    );
+}
+
+#[test]
+fn reserving_part_of_an_offer_keeps_it_for_the_role() {
+    let mut allocator = new_allocator();
+    add_agent(&mut allocator, "a1", "cpus:4;mem:1024");
+    add_framework(&mut allocator, "f1", &["r1"]);
+    let offer = only(allocator.allocate(secs(0)));
+    let reservation = ReservationInfo::new_dynamic("r1", Some("ops"));
+    let reserved = Resources::from_resources([Resource::new_scalar("cpus", 2.0)
+        .with_reservation(reservation)
+        .with_allocation("r1")])
+    .unwrap();
+    let consumed = allocated("cpus:2", "r1");
+    allocator
+        .update_allocation(&offer.framework_id, &offer.agent_id, &consumed, &reserved)
+        .unwrap();
+    let view = allocator.agent_view(&agent("a1")).unwrap();
+    assert_eq!(view.total.reserved("r1").cpus(), Some(2.0));
+    assert_eq!(
+        view.holdings[0].offered,
+        allocated("cpus:2;mem:1024", "r1") + &reserved
+    );
+    // Declined, the unreserved part goes to another role; the reservation does not.
+    let everything = view.holdings[0].offered.clone();
+    allocator
+        .recover_resources(
+            &offer.framework_id,
+            &offer.agent_id,
+            &everything,
+            None,
+            secs(1),
+        )
+        .unwrap();
+    allocator.deactivate_framework(&framework("f1")).unwrap();
+    add_framework(&mut allocator, "f2", &["r2"]);
+    assert_eq!(
+        only(allocator.allocate(secs(1))).resources,
+        allocated("cpus:2;mem:1024", "r2")
+    );
+    allocator.check_invariants().unwrap();
+    // A conversion that changes amounts is refused.
+    let err = allocator
+        .update_allocation(
+            &framework("f2"),
+            &agent("a1"),
+            &allocated("cpus:1", "r2"),
+            &allocated("cpus:2", "r2"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, AllocatorError::InvalidConversion { .. }),
+        "{err}"
     );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use strata_protocol::{AgentId, FrameworkId, Resources};
 
 use super::quantities::Quantities;
-use super::{Allocator, AllocatorError, FrameworkKey, allocation_role};
+use super::{Allocator, AllocatorError, FrameworkKey, allocated_to, allocation_role};
 
 /// What one framework holds in one role on one agent, without allocation info: the role is
 /// part of the holding's key, and leaving it off keeps the hot path from rebuilding every
@@ -296,6 +296,57 @@ impl Allocator {
         }
         self.change_holding(agent_idx, &key, role_idx, &plain, true, false);
         self.change_holding(agent_idx, &key, role_idx, &plain, false, true);
+        Ok(())
+    }
+
+    /// Applies an offer operation accepted on an outstanding offer (RESERVE, UNRESERVE,
+    /// CREATE, DESTROY): the `consumed` part of the offer becomes `converted`, in the offer and
+    /// in the agent's total, as Mesos's `updateAllocation` does. Both carry the offer's
+    /// `allocation_info.role`, and a conversion changes no scalar amount.
+    pub fn update_allocation(
+        &mut self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        consumed: &Resources,
+        converted: &Resources,
+    ) -> Result<(), AllocatorError> {
+        let agent_idx = self.agent_slot(agent_id)?;
+        let key = self
+            .framework_key(framework_id)
+            .ok_or_else(|| AllocatorError::UnknownFramework(framework_id.clone()))?;
+        let invalid = |reason| AllocatorError::InvalidConversion {
+            consumed: consumed.clone(),
+            converted: converted.clone(),
+            reason,
+        };
+        if allocation_role(consumed)? != allocation_role(converted)? {
+            return Err(invalid("the resources are allocated to different roles"));
+        }
+        if consumed.scalar_quantities() != converted.scalar_quantities() {
+            return Err(invalid("a conversion must keep every scalar amount"));
+        }
+        let (role_idx, consumed) = self.held_role(framework_id, agent_id, consumed)?;
+        let (_, converted) = self.held_role(framework_id, agent_id, converted)?;
+        let holding = self.agent(agent_idx).holdings.get(&(key.clone(), role_idx));
+        if !holding.is_some_and(|holding| holding.offered.contains(&consumed)) {
+            return Err(AllocatorError::NotHeld {
+                framework_id: framework_id.clone(),
+                agent_id: agent_id.clone(),
+                resources: allocated_to(&consumed, &self.roles.node(role_idx).name),
+            });
+        }
+        // The consumed part leaves the offer under the agent's old reservations, the total
+        // changes, and the converted part joins the offer under the new ones, so that the
+        // unreserved share of each is counted against the right total.
+        self.change_holding(agent_idx, &key, role_idx, &consumed, true, false);
+        let total = &self.agent(agent_idx).total - &consumed + &converted;
+        let held = self.agent(agent_idx).held();
+        self.untrack_agent_total(agent_idx);
+        self.set_agent_total(agent_idx, total, &held);
+        self.agent_mut(agent_idx).available -= &converted;
+        self.change_holding(agent_idx, &key, role_idx, &converted, true, true);
+        self.refresh_offerable(agent_idx);
+        debug_assert!(self.agent(agent_idx).is_consistent());
         Ok(())
     }
 

@@ -129,6 +129,12 @@ pub enum AllocatorError {
     },
     #[error("resources {0} must all be allocated to one role")]
     NotAllocatedToOneRole(Resources),
+    #[error("cannot convert {consumed} into {converted}: {reason}")]
+    InvalidConversion {
+        consumed: Resources,
+        converted: Resources,
+        reason: &'static str,
+    },
     #[error("framework {framework_id} does not hold {resources} on agent {agent_id}")]
     NotHeld {
         framework_id: FrameworkId,
