@@ -26,6 +26,10 @@
 //! - `allocate`: the allocation run itself.
 //! - `agents`: per-agent accounting.
 //! - `stats`: read-only views for GET_ROLES, `/state` and metrics.
+//! - `rng`: the seeded generator that shuffles agents.
+//!
+//! `README.md` beside this file maps master events to calls and lists where the semantics
+//! differ from Mesos.
 
 mod agents;
 mod allocate;
