@@ -759,3 +759,46 @@ fn reserving_part_of_an_offer_keeps_it_for_the_role() {
         "{err}"
     );
 }
+
+#[test]
+fn reservations_are_offered_even_at_the_quota_limit() {
+    let mut allocator = new_allocator();
+    add_agent(
+        &mut allocator,
+        "a1",
+        "cpus:4;mem:1024;cpus(r1):2;mem(r1):256",
+    );
+    add_framework(&mut allocator, "f1", &["r1"]);
+    allocator
+        .update_quota(quota("r1", &[("cpus", 2.0), ("mem", 256.0)]))
+        .unwrap();
+    // The reservation alone consumes the whole limit: only it is offered, as in Mesos.
+    let offer = only(allocator.allocate(secs(0)));
+    assert_eq!(offer.resources, allocated("cpus(r1):2;mem(r1):256", "r1"));
+    let stats = &allocator.role_stats()[0];
+    assert_eq!(stats.quota_consumed, resources("cpus:2;mem:256"));
+}
+
+#[test]
+fn the_same_calls_with_the_same_seed_give_the_same_offers() {
+    let run = |seed: u64| {
+        let config = AllocatorConfig {
+            seed,
+            ..AllocatorConfig::default()
+        };
+        let mut allocator = Allocator::new(config);
+        for idx in 0..20 {
+            add_agent(&mut allocator, &format!("a{idx:02}"), "cpus:2;mem:1024");
+        }
+        for idx in 0..3 {
+            add_framework(&mut allocator, &format!("f{idx}"), &["r1"]);
+        }
+        allocator.allocate(secs(0))
+    };
+    assert_eq!(run(1), run(1));
+    let agents = |offers: Vec<Allocation>| -> Vec<AgentId> {
+        offers.into_iter().map(|offer| offer.agent_id).collect()
+    };
+    // The seed only changes which agents are visited first.
+    assert_ne!(agents(run(1)), agents(run(2)));
+}
