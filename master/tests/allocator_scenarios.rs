@@ -802,3 +802,33 @@ fn the_same_calls_with_the_same_seed_give_the_same_offers() {
     // The seed only changes which agents are visited first.
     assert_ne!(agents(run(1)), agents(run(2)));
 }
+
+#[test]
+fn a_framework_can_lower_or_raise_its_own_minimum_offer() {
+    let mut allocator = new_allocator();
+    add_agent(&mut allocator, "small", "cpus:0.005;mem:16");
+    add_framework(&mut allocator, "greedy", &["r1"]);
+    add_framework(&mut allocator, "frugal", &["r1"]);
+    assert_eq!(allocator.allocate(secs(0)), Vec::new());
+    // `frugal` takes any crumb in r1; `greedy` wants at least 8 cpus.
+    let frugal = BTreeMap::from([("r1".to_owned(), Vec::new())]);
+    allocator
+        .update_min_allocatable(&framework("frugal"), frugal)
+        .unwrap();
+    let greedy = BTreeMap::from([("r1".to_owned(), vec![resources("cpus:8")])]);
+    allocator
+        .update_min_allocatable(&framework("greedy"), greedy)
+        .unwrap();
+    assert_eq!(
+        only(allocator.allocate(secs(1))).framework_id,
+        framework("frugal")
+    );
+    add_agent(&mut allocator, "big", "cpus:8;mem:1024");
+    assert_eq!(
+        only(allocator.allocate(secs(2))).framework_id,
+        framework("greedy")
+    );
+    allocator.remove_framework(&framework("frugal"));
+    allocator.remove_framework(&framework("greedy"));
+    allocator.check_invariants().unwrap();
+}

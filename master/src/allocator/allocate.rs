@@ -65,7 +65,7 @@ impl Allocator {
     fn offer_whole_agent(&mut self, agent_idx: usize, role_idx: usize) -> Option<Allocation> {
         let available = &self.agent(agent_idx).available;
         let quantities = self.allocatable_quantities(available)?;
-        let framework_id = self.first_unfiltered(agent_idx, role_idx, available)?;
+        let framework_id = self.first_unfiltered(agent_idx, role_idx, available, &quantities)?;
         let offer = std::mem::take(&mut self.agent_mut(agent_idx).available);
         Some(self.make_offer(agent_idx, role_idx, framework_id, offer, quantities))
     }
@@ -84,45 +84,53 @@ impl Allocator {
             offer = quota::shrink(offer, &headroom, &self.names);
         }
         let quantities = self.allocatable_quantities(&offer)?;
-        let framework_id = self.first_unfiltered(agent_idx, role_idx, &offer)?;
+        let framework_id = self.first_unfiltered(agent_idx, role_idx, &offer, &quantities)?;
         let agent = self.agent_mut(agent_idx);
         debug_assert!(agent.available.contains(&offer));
         agent.available -= &offer;
         Some(self.make_offer(agent_idx, role_idx, framework_id, offer, quantities))
     }
 
-    /// Returns the scalar quantities of `offer` if it is worth offering: not empty and
-    /// holding one of the minimal allocatable quantities.
+    /// Returns the scalar quantities of `offer` if it may be worth offering: not empty and,
+    /// unless some framework has minimums of its own, holding one of the configured ones.
     fn allocatable_quantities(&self, offer: &Resources) -> Option<Quantities> {
         if offer.is_empty() {
             return None;
         }
         let quantities = self.names.quantities(offer);
-        let allocatable = self.min_allocatable.is_empty()
-            || self
-                .min_allocatable
-                .iter()
-                .any(|minimum| covers(&quantities, minimum));
+        let allocatable = self.n_min_allocatable_overrides > 0
+            || is_allocatable(&quantities, &self.min_allocatable);
         allocatable.then_some(quantities)
     }
 
-    /// Returns the first framework of the role, in DRF order, that has not filtered `offer`.
+    /// Returns the first framework of the role, in DRF order, for which `offer` (of
+    /// `quantities`) is allocatable and not filtered.
     fn first_unfiltered(
         &self,
         agent_idx: usize,
         role_idx: usize,
         offer: &Resources,
+        quantities: &Quantities,
     ) -> Option<FrameworkKey> {
+        let check_minimums = self.n_min_allocatable_overrides > 0;
         self.roles
             .node(role_idx)
             .framework_order()
             .find(|framework_id| {
-                self.frameworks
-                    .get(&***framework_id)
-                    .is_some_and(|framework| {
-                        framework.filters.is_empty()
-                            || !framework.filters.is_filtered(agent_idx, role_idx, offer)
-                    })
+                let Some(framework) = self.frameworks.get(&***framework_id) else {
+                    return false;
+                };
+                if check_minimums {
+                    let minimums = framework
+                        .min_allocatable
+                        .get(&role_idx)
+                        .unwrap_or(&self.min_allocatable);
+                    if !is_allocatable(quantities, minimums) {
+                        return false;
+                    }
+                }
+                framework.filters.is_empty()
+                    || !framework.filters.is_filtered(agent_idx, role_idx, offer)
             })
             .cloned()
     }
@@ -158,6 +166,11 @@ impl Allocator {
             resources,
         }
     }
+}
+
+/// Returns true if `quantities` hold one of `minimums`, or if there are no minimums.
+fn is_allocatable(quantities: &Quantities, minimums: &[Quantities]) -> bool {
+    minimums.is_empty() || minimums.iter().any(|minimum| covers(quantities, minimum))
 }
 
 /// Returns true if `quantities` has at least `minimum` of every name.

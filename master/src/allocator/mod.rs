@@ -185,6 +185,9 @@ struct Framework {
     filters: OfferFilters,
     /// The `(agent slot, role index)` pairs where the framework holds resources.
     holdings: BTreeSet<(usize, usize)>,
+    /// The framework's own minimal allocatable quantities by role index
+    /// (`FrameworkInfo.offer_filters`), which replace the configured ones for that role.
+    min_allocatable: BTreeMap<usize, Vec<Quantities>>,
 }
 
 impl Framework {
@@ -197,6 +200,7 @@ impl Framework {
             suppressed: BTreeSet::new(),
             filters: OfferFilters::default(),
             holdings: BTreeSet::new(),
+            min_allocatable: BTreeMap::new(),
         }
     }
 
@@ -231,6 +235,9 @@ pub struct Allocator {
     rng: SplitMix64,
     /// Reused for the role order of each agent, to keep allocations out of the hot loop.
     order_buffer: Vec<usize>,
+    /// How many frameworks set their own minimal allocatable quantities; while none does, a
+    /// run checks an offer's size once per role instead of once per framework.
+    n_min_allocatable_overrides: usize,
 }
 
 impl Allocator {
@@ -260,6 +267,7 @@ impl Allocator {
             quotas: BTreeMap::new(),
             next_filter_expiry: None,
             order_buffer: Vec::new(),
+            n_min_allocatable_overrides: 0,
         }
     }
 
@@ -319,6 +327,39 @@ impl Allocator {
         Ok(())
     }
 
+    /// Sets the framework's own minimal allocatable quantities per role, replacing earlier
+    /// ones, as `FrameworkInfo.offer_filters` does at SUBSCRIBE and UPDATE_FRAMEWORK: in a
+    /// role listed here the framework is offered only what holds one of its quantities (any
+    /// non-empty offer if the list is empty) instead of the configured `min_allocatable`.
+    pub fn update_min_allocatable(
+        &mut self,
+        framework_id: &FrameworkId,
+        by_role: BTreeMap<String, Vec<Resources>>,
+    ) -> Result<(), AllocatorError> {
+        let roles: BTreeSet<String> = by_role.keys().cloned().collect();
+        validate_roles(&roles, &BTreeSet::new())?;
+        self.registered_framework(framework_id)?;
+        let mut overrides = BTreeMap::new();
+        for (role, minimums) in by_role {
+            let role_idx = self.roles.ensure(&role);
+            let minimums = minimums
+                .iter()
+                .map(|minimum| {
+                    self.names.intern_all(minimum);
+                    self.names.quantities(minimum)
+                })
+                .collect();
+            overrides.insert(role_idx, minimums);
+        }
+        let framework = self.registered_framework(framework_id)?;
+        let had = !framework.min_allocatable.is_empty();
+        let has = !overrides.is_empty();
+        framework.min_allocatable = overrides;
+        self.n_min_allocatable_overrides =
+            self.n_min_allocatable_overrides + usize::from(has) - usize::from(had);
+        Ok(())
+    }
+
     /// Removes a framework and returns everything it holds (offered and used) to the pool;
     /// the master rescinds its offers and later recoveries for it are ignored.
     pub fn remove_framework(&mut self, framework_id: &FrameworkId) {
@@ -330,6 +371,9 @@ impl Allocator {
         let Some(framework) = self.frameworks.remove(framework_id) else {
             return;
         };
+        if !framework.min_allocatable.is_empty() {
+            self.n_min_allocatable_overrides -= 1;
+        }
         for (agent_idx, role_idx) in framework.holdings {
             self.release_holding(agent_idx, &framework.id, role_idx);
         }
