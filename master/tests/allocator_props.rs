@@ -68,6 +68,11 @@ enum Op {
         pick: usize,
         reserve: bool,
     },
+    MinAllocatable {
+        framework: u8,
+        roles: u8,
+        cpus: Option<u8>,
+    },
     Suppress {
         framework: u8,
         roles: Option<u8>,
@@ -126,6 +131,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, whole)| Op::Use { pick, whole }),
         2 => (any::<usize>(), any::<bool>())
             .prop_map(|(pick, reserve)| Op::Convert { pick, reserve }),
+        1 => (0..N_FRAMEWORKS, 0..16u8, prop::option::of(1..4u8))
+            .prop_map(|(framework, roles, cpus)| Op::MinAllocatable { framework, roles, cpus }),
         1 => (framework.clone(), prop::option::of(0..16u8))
             .prop_map(|(framework, roles)| Op::Suppress { framework, roles }),
         1 => (framework, prop::option::of(0..16u8))
@@ -170,11 +177,29 @@ struct ModelFramework {
     active: bool,
     roles: BTreeSet<String>,
     suppressed: BTreeSet<String>,
+    /// The framework's own minimum offers by role; `None` inside means "any".
+    min_allocatable: BTreeMap<String, Option<Resources>>,
 }
 
 impl ModelFramework {
     fn wants(&self, role: &str) -> bool {
         self.active && self.roles.contains(role) && !self.suppressed.contains(role)
+    }
+
+    /// Returns true if the framework would take `offer` in `role`, by its own minimum or
+    /// else by the default one (cpus:0.01 or mem:32).
+    fn takes(&self, role: &str, offer: &Resources) -> bool {
+        let has = |minimum: &str| {
+            let minimum = Resources::parse(minimum, "*").unwrap();
+            minimum.names().iter().all(|name| {
+                offer.scalar_milli(name).unwrap_or_default() >= minimum.scalar_milli(name).unwrap()
+            })
+        };
+        match self.min_allocatable.get(role) {
+            Some(None) => !offer.is_empty(),
+            Some(Some(minimum)) => has(&minimum.to_string()),
+            None => has("cpus:0.01") || has("mem:32"),
+        }
     }
 }
 
@@ -289,6 +314,11 @@ impl Harness {
             } => self.recover(pick, what, refuse_secs),
             Op::Use { pick, whole } => self.use_offered(pick, whole),
             Op::Convert { pick, reserve } => self.convert(pick, reserve),
+            Op::MinAllocatable {
+                framework,
+                roles,
+                cpus,
+            } => self.min_allocatable(framework, roles, cpus),
             Op::Suppress { framework, roles } => self.suppress(framework, roles),
             Op::Revive { framework, roles } => self.revive(framework, roles),
             Op::Weight { role, weight } => {
@@ -343,6 +373,7 @@ impl Harness {
             active,
             roles,
             suppressed,
+            min_allocatable: BTreeMap::new(),
         });
     }
 
@@ -526,6 +557,24 @@ impl Harness {
         model.used += &resources;
     }
 
+    fn min_allocatable(&mut self, framework: u8, roles: u8, cpus: Option<u8>) {
+        let id = framework_id(framework);
+        let minimum = cpus.map(|cpus| Resources::parse(&format!("cpus:{cpus}"), "*").unwrap());
+        let by_role: BTreeMap<String, Option<Resources>> = roles_of(roles)
+            .into_iter()
+            .map(|role| (role, minimum.clone()))
+            .collect();
+        let wire = by_role
+            .iter()
+            .map(|(role, minimum)| (role.clone(), minimum.iter().cloned().collect()))
+            .collect();
+        let result = self.allocator.update_min_allocatable(&id, wire);
+        assert_eq!(result.is_ok(), self.model.frameworks.contains_key(&id));
+        if let Some(model) = self.model.frameworks.get_mut(&id) {
+            model.min_allocatable = by_role;
+        }
+    }
+
     /// Reserves (or unreserves) the first scalar of an offer for its role, as an ACCEPT with
     /// a RESERVE (UNRESERVE) operation does.
     fn convert(&mut self, pick: usize, reserve: bool) {
@@ -599,6 +648,11 @@ impl Harness {
         } = allocation;
         let framework = &self.model.frameworks[framework_id];
         assert!(framework.wants(role), "{allocation:?} to {framework:?}");
+        let offer = unallocated(resources);
+        assert!(
+            framework.takes(role, &offer),
+            "{allocation:?} below {framework:?}'s minimum"
+        );
         assert!(
             self.model.agents[agent_id].1,
             "{allocation:?} on inactive agent"
@@ -617,7 +671,11 @@ impl Harness {
             .dominant_share(&total);
         for (other_id, other) in &self.model.frameworks {
             let other_key = (other_id.clone(), agent_id.clone(), role.clone());
-            if other_id == framework_id || !other.wants(role) || self.model.has_filter(&other_key) {
+            if other_id == framework_id
+                || !other.wants(role)
+                || !other.takes(role, &offer)
+                || self.model.has_filter(&other_key)
+            {
                 continue;
             }
             let other_share = self
