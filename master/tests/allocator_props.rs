@@ -54,6 +54,8 @@ enum Op {
     },
     Allocate {
         advance_secs: u8,
+        /// Only these agents (a bit mask), as an event-driven run; `None` for all.
+        agents: Option<u8>,
     },
     Recover {
         pick: usize,
@@ -125,7 +127,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => framework.clone().prop_map(|framework| Op::RemoveFramework { framework }),
         1 => (framework.clone(), any::<bool>())
             .prop_map(|(framework, active)| Op::SetFrameworkActive { framework, active }),
-        5 => (0..20u8).prop_map(|advance_secs| Op::Allocate { advance_secs }),
+        5 => (0..20u8, prop::option::weighted(0.3, any::<u8>()))
+            .prop_map(|(advance_secs, agents)| Op::Allocate { advance_secs, agents }),
         4 => (any::<usize>(), part, prop::option::of(0..30u16))
             .prop_map(|(pick, what, refuse_secs)| Op::Recover { pick, what, refuse_secs }),
         2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, whole)| Op::Use { pick, whole }),
@@ -306,7 +309,10 @@ impl Harness {
             Op::SetFrameworkActive { framework, active } => {
                 self.set_framework_active(framework, active)
             }
-            Op::Allocate { advance_secs } => self.allocate(advance_secs),
+            Op::Allocate {
+                advance_secs,
+                agents,
+            } => self.allocate(advance_secs, agents),
             Op::Recover {
                 pick,
                 what,
@@ -614,16 +620,30 @@ impl Harness {
         *total = &*total - &consumed + &converted;
     }
 
-    fn allocate(&mut self, advance_secs: u8) {
+    fn allocate(&mut self, advance_secs: u8, agents: Option<u8>) {
         self.model.now += Duration::from_secs(u64::from(advance_secs));
+        let agents: Option<Vec<AgentId>> = agents.map(|mask| {
+            (0..N_AGENTS)
+                .filter(|idx| mask & (1 << idx) != 0)
+                .map(agent_id)
+                .collect()
+        });
+        let now = self.model.now;
+        let run = |allocator: &mut Allocator| match &agents {
+            Some(agents) => allocator.allocate_agents(now, agents),
+            None => allocator.allocate(now),
+        };
         let before: BTreeMap<String, Resources> = self
             .model
             .quotas
             .keys()
             .map(|role| (role.clone(), self.model.quota_consumption(role).0))
             .collect();
-        let allocations = self.allocator.allocate(self.model.now);
+        let allocations = run(&mut self.allocator);
         for allocation in &allocations {
+            if let Some(agents) = &agents {
+                assert!(agents.contains(&allocation.agent_id), "{allocation:?}");
+            }
             self.check_allocation(allocation);
             let key = (
                 allocation.framework_id.clone(),
@@ -635,7 +655,7 @@ impl Harness {
         }
         self.check_quota(&before);
         // Idempotence: nothing changed, so a second run at the same time offers nothing.
-        assert_eq!(self.allocator.allocate(self.model.now), Vec::new());
+        assert_eq!(run(&mut self.allocator), Vec::new());
     }
 
     /// Checks one allocation against the model before it is recorded there.

@@ -832,3 +832,14 @@ fn a_framework_can_lower_or_raise_its_own_minimum_offer() {
     allocator.remove_framework(&framework("greedy"));
     allocator.check_invariants().unwrap();
 }
+
+#[test]
+fn an_event_driven_run_offers_only_the_named_agents() {
+    let mut allocator = new_allocator();
+    add_agent(&mut allocator, "a1", "cpus:2;mem:1024");
+    add_agent(&mut allocator, "a2", "cpus:2;mem:1024");
+    add_framework(&mut allocator, "f1", &["r1"]);
+    let offer = only(allocator.allocate_agents(secs(0), &[agent("a2"), agent("unknown")]));
+    assert_eq!(offer.agent_id, agent("a2"));
+    assert_eq!(only(allocator.allocate(secs(0))).agent_id, agent("a1"));
+}

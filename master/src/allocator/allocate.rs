@@ -6,9 +6,10 @@
 //! so agents go whole to the lowest share ("coarse-grained" allocation). Shares are updated
 //! after every offer, so the next agent sees the new order.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use strata_protocol::Resources;
+use strata_protocol::{AgentId, Resources};
 
 use super::quantities::Quantities;
 use super::{Allocation, Allocator, FrameworkKey, quota};
@@ -20,9 +21,26 @@ impl Allocator {
     /// Running it again at the same `now` with nothing changed offers nothing: everything
     /// offerable was offered.
     pub fn allocate(&mut self, now: Duration) -> Vec<Allocation> {
+        let agents: Vec<usize> = self.offerable.iter().copied().collect();
+        self.allocate_slots(now, agents)
+    }
+
+    /// Runs one allocation at `now` over `agent_ids` only, as Mesos does right after an agent
+    /// is added or resources are recovered on it: the event's offers go out without waiting
+    /// for the next full run. Unknown and unofferable agents are skipped.
+    pub fn allocate_agents(&mut self, now: Duration, agent_ids: &[AgentId]) -> Vec<Allocation> {
+        let agents: BTreeSet<usize> = agent_ids
+            .iter()
+            .filter_map(|agent_id| self.agent_index.get(agent_id).copied())
+            .filter(|agent_idx| self.offerable.contains(agent_idx))
+            .collect();
+        self.allocate_slots(now, agents.into_iter().collect())
+    }
+
+    /// Runs one allocation over the agents in the `agents` slots.
+    fn allocate_slots(&mut self, now: Duration, mut agents: Vec<usize>) -> Vec<Allocation> {
         self.expire_filters(now);
         self.roles.rebuild_if_dirty(&self.names, &self.total);
-        let mut agents: Vec<usize> = self.offerable.iter().copied().collect();
         self.rng.shuffle(&mut agents);
         let mut allocations = Vec::with_capacity(agents.len());
         let mut order = std::mem::take(&mut self.order_buffer);
