@@ -102,7 +102,7 @@ fn one_framework_is_offered_a_whole_agent_with_allocation_info() {
     assert_eq!(offer.agent_id, agent("a1"));
     assert_eq!(offer.role, "r1");
     assert_eq!(
-        offer.resources,
+        *offer.resources,
         allocated("cpus:4;mem:1024;ports:[31000-32000]", "r1")
     );
 }
@@ -124,7 +124,7 @@ fn two_roles_agents_added_one_by_one_go_to_lowest_share() {
         add_agent(&mut allocator, agent_id, text);
         let offer = only(allocator.allocate(secs(idx as u64)));
         assert_eq!(offer.role, role, "agent {agent_id}");
-        assert_eq!(offer.resources, allocated(text, role));
+        assert_eq!(*offer.resources, allocated(text, role));
     }
 }
 
@@ -142,10 +142,10 @@ fn reserved_resources_are_offered_only_to_their_role() {
     offers.sort_by(|a, b| a.role.cmp(&b.role));
     assert_eq!(offers.len(), 2, "{offers:#?}");
     assert_eq!(offers[0].framework_id, framework("f1"));
-    assert_eq!(offers[0].resources, allocated("cpus:2;mem:1024", "r1"));
+    assert_eq!(*offers[0].resources, allocated("cpus:2;mem:1024", "r1"));
     assert_eq!(offers[1].framework_id, framework("f2"));
     assert_eq!(
-        offers[1].resources,
+        *offers[1].resources,
         allocated("cpus(r2):4;mem(r2):512", "r2")
     );
 
@@ -164,7 +164,7 @@ fn resources_reserved_to_a_parent_role_are_offered_to_its_subroles() {
     let offer = only(allocator.allocate(secs(0)));
     assert_eq!(offer.framework_id, framework("web"));
     assert_eq!(
-        offer.resources,
+        *offer.resources,
         allocated("cpus(eng):2;mem(eng):1024", "eng/web")
     );
 }
@@ -354,8 +354,8 @@ fn quota_limit_caps_offers() {
     let mut offers = allocator.allocate(secs(0));
     offers.sort_by(|a, b| a.role.cmp(&b.role));
     assert_eq!(offers.len(), 2, "{offers:#?}");
-    assert_eq!(offers[0].resources, allocated("cpus:4;mem:1024", "r1"));
-    assert_eq!(offers[1].resources, allocated("cpus:12", "r2"));
+    assert_eq!(*offers[0].resources, allocated("cpus:4;mem:1024", "r1"));
+    assert_eq!(*offers[1].resources, allocated("cpus:12", "r2"));
     // Once the limit is reached nothing more is offered to the role.
     add_agent(&mut allocator, "a2", "cpus:16;mem:1024");
     allocator.remove_framework(&framework("f2"));
@@ -418,7 +418,7 @@ fn lowering_quota_below_outstanding_offers_returns_them_to_rescind() {
         .unwrap();
     // The next run offers only the one cpu the limit leaves.
     let offer = only(allocator.allocate(secs(1)));
-    assert_eq!(offer.resources, allocated("cpus:1;mem:1024", "r1"));
+    assert_eq!(*offer.resources, allocated("cpus:1;mem:1024", "r1"));
 }
 
 #[test]
@@ -648,7 +648,7 @@ fn agent_total_cannot_shrink_below_what_is_held() {
         .update_agent_total(&agent("a1"), resources("cpus:8;mem:1024"))
         .unwrap();
     assert_eq!(
-        only(allocator.allocate(secs(1))).resources,
+        *only(allocator.allocate(secs(1))).resources,
         allocated("cpus:4", "r1")
     );
     allocator.check_invariants().unwrap();
@@ -741,7 +741,7 @@ fn reserving_part_of_an_offer_keeps_it_for_the_role() {
     allocator.deactivate_framework(&framework("f1")).unwrap();
     add_framework(&mut allocator, "f2", &["r2"]);
     assert_eq!(
-        only(allocator.allocate(secs(1))).resources,
+        *only(allocator.allocate(secs(1))).resources,
         allocated("cpus:2;mem:1024", "r2")
     );
     allocator.check_invariants().unwrap();
@@ -774,7 +774,7 @@ fn reservations_are_offered_even_at_the_quota_limit() {
         .unwrap();
     // The reservation alone consumes the whole limit: only it is offered, as in Mesos.
     let offer = only(allocator.allocate(secs(0)));
-    assert_eq!(offer.resources, allocated("cpus(r1):2;mem(r1):256", "r1"));
+    assert_eq!(*offer.resources, allocated("cpus(r1):2;mem(r1):256", "r1"));
     let stats = &allocator.role_stats()[0];
     assert_eq!(stats.quota_consumed, resources("cpus:2;mem:256"));
 }

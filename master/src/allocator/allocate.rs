@@ -7,6 +7,7 @@
 //! after every offer, so the next agent sees the new order.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata_protocol::{AgentId, Resources};
@@ -164,19 +165,18 @@ impl Allocator {
         quantities: Quantities,
     ) -> Allocation {
         debug_assert!(self.roles.node(role_idx).is_eligible(&framework_id));
-        self.change_holding_with(
-            agent_idx,
-            &framework_id,
-            role_idx,
-            &offer,
-            quantities,
-            true,
-            true,
-        );
-        self.refresh_offerable(agent_idx);
         let role = self.roles.node(role_idx).name.to_string();
         let mut resources = offer;
         resources.allocate(&role);
+        let resources = Arc::new(resources);
+        self.add_offer(
+            agent_idx,
+            &framework_id,
+            role_idx,
+            resources.clone(),
+            quantities,
+        );
+        self.refresh_offerable(agent_idx);
         Allocation {
             framework_id: (*framework_id).clone(),
             agent_id: self.agent(agent_idx).id.clone(),

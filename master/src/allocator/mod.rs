@@ -151,12 +151,16 @@ pub enum AllocatorError {
 
 /// One offer to make: `resources` of `agent_id`, allocated to `role` (their
 /// `allocation_info.role` is set), for `framework_id`.
+///
+/// The resources are shared with the allocator's own record of the offer rather than copied:
+/// a copy of an agent's resources is the largest single cost of an offer. They read like a
+/// `Resources` (`to_wire()`, `cpus()`, `&allocation.resources` as `&Resources`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     pub framework_id: FrameworkId,
     pub agent_id: AgentId,
     pub role: String,
-    pub resources: Resources,
+    pub resources: Arc<Resources>,
 }
 
 /// Outstanding offers the master should rescind to bring a role back under a lowered quota
@@ -258,13 +262,6 @@ impl Allocator {
         self.roles.update_weights(&weights);
         Ok(())
     }
-}
-
-/// Returns `resources` marked as allocated to `role`.
-fn allocated_to(resources: &Resources, role: &str) -> Resources {
-    let mut allocated = resources.clone();
-    allocated.allocate(role);
-    allocated
 }
 
 /// Returns the one role all of `resources` are allocated to.

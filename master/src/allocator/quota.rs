@@ -12,7 +12,7 @@ use strata_protocol::resources::{ANY_ROLE, Milli, ValueType, validate_role};
 
 use super::quantities::{Quantities, ScalarNames, scalar};
 use super::sorter::RoleTree;
-use super::{Allocator, AllocatorError, FrameworkKey, OfferRescind, allocated_to};
+use super::{Allocator, AllocatorError, FrameworkKey, OfferRescind};
 
 /// Quota limits by resource name, as Mesos's `QuotaConfig.limits` (`map<string, Scalar>`):
 /// a limit of zero is meaningful, which `Resources` (where zero amounts vanish) cannot say.
@@ -162,7 +162,7 @@ impl Allocator {
                         break;
                     }
                     let key = (agent_idx, framework_id.clone(), *held_role);
-                    if holding.offered.is_empty()
+                    if holding.nothing_offered()
                         || !self.is_in_subtree(*held_role, role_idx)
                         || chosen.contains(&key)
                     {
@@ -174,10 +174,7 @@ impl Allocator {
                         framework_id: (**framework_id).clone(),
                         agent_id: agent.id.clone(),
                         role: self.roles.node(*held_role).name.to_string(),
-                        resources: allocated_to(
-                            &holding.offered,
-                            &self.roles.node(*held_role).name,
-                        ),
+                        resources: holding.offered(),
                     });
                 }
             }
@@ -203,7 +200,7 @@ impl Allocator {
         self.agents[agent_idx]
             .as_ref()
             .and_then(|agent| agent.holdings.get(&(framework_id.clone(), role_idx)))
-            .map(|holding| self.names.quantities(&holding.offered.unreserved()))
+            .map(|holding| self.names.quantities(&holding.offered().unreserved()))
             .unwrap_or_default()
     }
 }

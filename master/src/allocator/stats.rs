@@ -7,7 +7,7 @@ use strata_protocol::{AgentId, FrameworkId, Resources};
 
 use super::quantities::Quantities;
 use super::sorter::DEFAULT_WEIGHT;
-use super::{Allocator, QuotaLimits, allocated_to};
+use super::{Allocator, QuotaLimits};
 
 /// The allocator's figures for one role.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,8 +131,8 @@ impl Allocator {
                 HoldingView {
                     framework_id: (**framework_id).clone(),
                     role: role.to_string(),
-                    offered: allocated_to(&holding.offered, role),
-                    used: allocated_to(&holding.used, role),
+                    offered: holding.offered(),
+                    used: holding.used.clone(),
                 }
             })
             .collect();
@@ -171,7 +171,7 @@ impl Allocator {
                 return Err(format!("agent {}: offerable set is stale", agent.id));
             }
             for ((_, role_idx), holding) in agent.holdings.iter() {
-                let held = self.names.quantities(&(&holding.offered + &holding.used));
+                let held = self.names.quantities(&(holding.offered() + &holding.used));
                 own_held.entry(*role_idx).or_default().add(&held);
             }
         }
