@@ -140,7 +140,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(framework, roles)| Op::Suppress { framework, roles }),
         1 => (framework, prop::option::of(0..16u8))
             .prop_map(|(framework, roles)| Op::Revive { framework, roles }),
-        1 => (0..ROLES.len(), 1..4u8).prop_map(|(role, weight)| Op::Weight { role, weight }),
+        2 => (0..ROLES.len(), 1..4u8).prop_map(|(role, weight)| Op::Weight { role, weight }),
         1 => (0..ROLES.len(), prop::option::of(0..6u8))
             .prop_map(|(role, cpus)| Op::Quota { role, cpus }),
     ]
@@ -225,6 +225,7 @@ struct Model {
     /// `(framework, agent, role) -> expiry` of the filters installed.
     filters: Vec<(HoldingKey, Duration)>,
     quotas: BTreeMap<String, i64>,
+    weights: BTreeMap<String, f64>,
 }
 
 impl Model {
@@ -328,8 +329,10 @@ impl Harness {
             Op::Suppress { framework, roles } => self.suppress(framework, roles),
             Op::Revive { framework, roles } => self.revive(framework, roles),
             Op::Weight { role, weight } => {
-                let weights = BTreeMap::from([(ROLES[role].to_owned(), f64::from(weight) / 2.0)]);
+                let weight = f64::from(weight) / 2.0;
+                let weights = BTreeMap::from([(ROLES[role].to_owned(), weight)]);
                 self.allocator.update_weights(weights).unwrap();
+                self.model.weights.insert(ROLES[role].to_owned(), weight);
             }
             Op::Quota { role, cpus } => self.quota(role, cpus),
         }
@@ -640,11 +643,15 @@ impl Harness {
             .map(|role| (role.clone(), self.model.quota_consumption(role).0))
             .collect();
         let allocations = run(&mut self.allocator);
+        let mut offered_agents = BTreeSet::new();
         for allocation in &allocations {
             if let Some(agents) = &agents {
                 assert!(agents.contains(&allocation.agent_id), "{allocation:?}");
             }
             self.check_allocation(allocation);
+            if offered_agents.insert(allocation.agent_id.clone()) {
+                self.check_role_order(allocation);
+            }
             let key = (
                 allocation.framework_id.clone(),
                 allocation.agent_id.clone(),
@@ -709,6 +716,55 @@ impl Harness {
         }
     }
 
+    /// Checks hierarchical DRF between top-level roles for the first offer on an agent
+    /// without reservations, where no quota is involved: that offer is the agent's whole
+    /// available resources, so any other top-level role with a lower weighted share and a
+    /// framework that would have taken it unfiltered should have been served instead.
+    fn check_role_order(&self, allocation: &Allocation) {
+        let top = |role: &str| role.split('/').next().unwrap_or(role).to_owned();
+        let (agent_total, _) = &self.model.agents[&allocation.agent_id];
+        let has_quota = |top_role: &str| self.model.quotas.keys().any(|role| top(role) == top_role);
+        let served = top(&allocation.role);
+        if !agent_total.reserved_to_any().is_empty() || has_quota(&served) {
+            return;
+        }
+        let offer = unallocated(&allocation.resources);
+        let share = self.weighted_share(&served);
+        for other in ROLES.iter().map(|role| top(role)) {
+            if other == served || has_quota(&other) {
+                continue;
+            }
+            let would_take = self.model.frameworks.iter().any(|(id, framework)| {
+                framework.roles.iter().any(|role| {
+                    let key = (id.clone(), allocation.agent_id.clone(), role.clone());
+                    top(role) == other
+                        && framework.wants(role)
+                        && framework.takes(role, &offer)
+                        && !self.model.has_filter(&key)
+                })
+            });
+            let other_share = self.weighted_share(&other);
+            assert!(
+                !would_take || share <= other_share + 1e-12,
+                "role {served} (weighted share {share}) served before {other} ({other_share})"
+            );
+        }
+    }
+
+    /// Returns the dominant share of everything held in the subtree of the top-level role
+    /// `top`, divided by its weight.
+    fn weighted_share(&self, top: &str) -> f64 {
+        let mut held = Resources::new();
+        for ((_, _, role), holding) in &self.model.holdings {
+            if role == top || is_strict_subrole_of(role, top) {
+                held += holding.offered.scalar_quantities();
+                held += holding.used.scalar_quantities();
+            }
+        }
+        let weight = self.model.weights.get(top).copied().unwrap_or(1.0);
+        held.dominant_share(&self.model.cluster_total()) / weight
+    }
+
     /// Checks that no quota role went above a limit during a run (unless it already was).
     fn check_quota(&self, before: &BTreeMap<String, Resources>) {
         for (role, limit) in &self.model.quotas {
@@ -754,7 +810,7 @@ fn first_of(resources: &Resources) -> Resources {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(600))]
 
     #[test]
     fn allocator_invariants_hold_after_every_step(ops in prop::collection::vec(op(), 1..60)) {
