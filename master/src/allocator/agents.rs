@@ -8,6 +8,7 @@ use std::time::Duration;
 use strata_protocol::{AgentId, FrameworkId, Resources};
 
 use super::quantities::Quantities;
+use super::sorter::{Change, Scalars};
 use super::{Allocator, AllocatorError, FrameworkKey, allocation_role};
 
 /// What one framework holds in one role on one agent, with `allocation_info.role` set.
@@ -183,7 +184,7 @@ impl Allocator {
         for (framework_id, role, resources) in used_by_role {
             let role_idx = self.roles.ensure(&role);
             let key = self.framework_entry(&framework_id).id.clone();
-            self.change_holding(agent_idx, &key, role_idx, &resources, false, true);
+            self.change_holding(agent_idx, &key, role_idx, &resources, Change::ADD_USED);
         }
         Ok(())
     }
@@ -288,8 +289,14 @@ impl Allocator {
         if !holding.used.contains(&from_used) {
             return Err(not_held());
         }
-        self.change_holding(agent_idx, &key, role_idx, &from_offered, true, false);
-        self.change_holding(agent_idx, &key, role_idx, &from_used, false, false);
+        self.change_holding(
+            agent_idx,
+            &key,
+            role_idx,
+            &from_offered,
+            Change::REMOVE_OFFERED,
+        );
+        self.change_holding(agent_idx, &key, role_idx, &from_used, Change::REMOVE_USED);
         let plain = unallocated(resources);
         self.agent_mut(agent_idx).available += &plain;
         self.refresh_offerable(agent_idx);
@@ -321,8 +328,8 @@ impl Allocator {
                 resources: resources.clone(),
             });
         }
-        self.change_holding(agent_idx, &key, role_idx, resources, true, false);
-        self.change_holding(agent_idx, &key, role_idx, resources, false, true);
+        self.change_holding(agent_idx, &key, role_idx, resources, Change::REMOVE_OFFERED);
+        self.change_holding(agent_idx, &key, role_idx, resources, Change::ADD_USED);
         Ok(())
     }
 
@@ -364,14 +371,14 @@ impl Allocator {
         // The consumed part leaves the offer under the agent's old reservations, the total
         // changes, and the converted part joins the offer under the new ones, so that the
         // unreserved share of each is counted against the right total.
-        self.change_holding(agent_idx, &key, role_idx, consumed, true, false);
+        self.change_holding(agent_idx, &key, role_idx, consumed, Change::REMOVE_OFFERED);
         let (plain_consumed, plain_converted) = (unallocated(consumed), unallocated(converted));
         let total = &self.agent(agent_idx).total - &plain_consumed + &plain_converted;
         let held = self.agent(agent_idx).held();
         self.untrack_agent_total(agent_idx);
         self.set_agent_total(agent_idx, total, &held);
         self.agent_mut(agent_idx).available -= &plain_converted;
-        self.change_holding(agent_idx, &key, role_idx, converted, true, true);
+        self.change_holding(agent_idx, &key, role_idx, converted, Change::ADD_OFFERED);
         self.refresh_offerable(agent_idx);
         debug_assert!(self.agent(agent_idx).is_consistent());
         Ok(())
@@ -474,8 +481,20 @@ impl Allocator {
             return;
         };
         let (offered, used) = (holding.offered(), holding.used.clone());
-        self.change_holding(agent_idx, framework_id, role_idx, &offered, true, false);
-        self.change_holding(agent_idx, framework_id, role_idx, &used, false, false);
+        self.change_holding(
+            agent_idx,
+            framework_id,
+            role_idx,
+            &offered,
+            Change::REMOVE_OFFERED,
+        );
+        self.change_holding(
+            agent_idx,
+            framework_id,
+            role_idx,
+            &used,
+            Change::REMOVE_USED,
+        );
         self.agent_mut(agent_idx).available += unallocated(&(offered + used));
         self.refresh_offerable(agent_idx);
     }
@@ -489,8 +508,7 @@ impl Allocator {
         framework_id: &FrameworkKey,
         role_idx: usize,
         resources: &Resources,
-        offered: bool,
-        add: bool,
+        change: Change,
     ) {
         if resources.is_empty() {
             return;
@@ -502,12 +520,12 @@ impl Allocator {
             .holdings
             .get_or_default((framework_id.clone(), role_idx));
         holding.settle();
-        let side = if offered {
+        let side = if change.offered {
             &mut holding.offered
         } else {
             &mut holding.used
         };
-        if add {
+        if change.add {
             *side += resources;
         } else {
             debug_assert!(side.contains(resources), "{side} lacks {resources}");
@@ -520,8 +538,7 @@ impl Allocator {
             role_idx,
             resources,
             quantities,
-            offered,
-            add,
+            change,
         );
     }
 
@@ -541,20 +558,19 @@ impl Allocator {
             .holdings
             .get_or_default((framework_id.clone(), role_idx));
         holding.fresh.push(offer.clone());
+        let change = Change::ADD_OFFERED;
         self.holding_changed(
             agent_idx,
             framework_id,
             role_idx,
             &offer,
             quantities,
-            true,
-            true,
+            change,
         );
     }
 
     /// Updates the accounting after `resources` (of scalar `quantities`) were added to or
     /// removed from a holding: drops the holding if it is empty, and re-keys the DRF orders.
-    #[allow(clippy::too_many_arguments)]
     fn holding_changed(
         &mut self,
         agent_idx: usize,
@@ -562,8 +578,7 @@ impl Allocator {
         role_idx: usize,
         resources: &Resources,
         quantities: Quantities,
-        offered: bool,
-        add: bool,
+        change: Change,
     ) {
         let agent = self.agents[agent_idx]
             .as_mut()
@@ -581,20 +596,17 @@ impl Allocator {
         if let Some(framework) = self.frameworks.get_mut(&**framework_id) {
             if now_empty {
                 framework.holdings.remove(&(agent_idx, role_idx));
-            } else if add {
+            } else if change.add {
                 framework.holdings.insert((agent_idx, role_idx));
             }
         }
-        self.roles.track(
-            role_idx,
-            framework_id,
-            &quantities,
-            &unreserved,
-            offered,
-            add,
-            &self.names,
-            &self.total,
-        );
+        let scalars = Scalars {
+            all: &quantities,
+            unreserved: &unreserved,
+        };
+        let (names, total) = (&self.names, &self.total);
+        self.roles
+            .track(role_idx, framework_id, scalars, change, names, total);
     }
 }
 

@@ -38,6 +38,40 @@ fn share_key(share: f64) -> ShareKey {
     share.max(0.0).to_bits()
 }
 
+/// What a change to a holding does: whether it concerns what is offered or what is used, and
+/// whether it adds or removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) offered: bool,
+    pub(crate) add: bool,
+}
+
+impl Change {
+    pub(crate) const ADD_OFFERED: Change = Change {
+        offered: true,
+        add: true,
+    };
+    pub(crate) const REMOVE_OFFERED: Change = Change {
+        offered: true,
+        add: false,
+    };
+    pub(crate) const ADD_USED: Change = Change {
+        offered: false,
+        add: true,
+    };
+    pub(crate) const REMOVE_USED: Change = Change {
+        offered: false,
+        add: false,
+    };
+}
+
+/// The scalars a change moves: all of them, and the unreserved part that quota counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scalars<'a> {
+    pub(crate) all: &'a Quantities,
+    pub(crate) unreserved: &'a Quantities,
+}
+
 /// One role of the tree, with its accounting and its framework order.
 #[derive(Debug, Clone)]
 pub(crate) struct RoleNode {
@@ -232,31 +266,29 @@ impl RoleTree {
         self.order = None;
     }
 
-    /// Records that `framework_id` now holds `delta` more (or, with `add == false`, less) in
-    /// `role_idx`: `unreserved` is its unreserved part and `offered` says whether it is offered
-    /// or used. Re-keys the framework in its role and the role's path to the root.
-    #[allow(clippy::too_many_arguments)]
+    /// Records that `framework_id` now holds `scalars` more or less in `role_idx`, as
+    /// offered or used, as `change` says. Re-keys the framework in its role and the role's
+    /// path to the root.
     pub(crate) fn track(
         &mut self,
         role_idx: usize,
         framework_id: &FrameworkKey,
-        delta: &Quantities,
-        unreserved: &Quantities,
-        offered: bool,
-        add: bool,
+        scalars: Scalars<'_>,
+        change: Change,
         names: &ScalarNames,
         total: &Quantities,
     ) {
         let apply = |target: &mut Quantities, delta: &Quantities| {
-            if add {
+            if change.add {
                 target.add(delta)
             } else {
                 target.sub(delta)
             }
         };
+        let (delta, unreserved) = (scalars.all, scalars.unreserved);
         let node = &mut self.nodes[role_idx];
         apply(
-            if offered {
+            if change.offered {
                 &mut node.own_offered
             } else {
                 &mut node.own_used
