@@ -49,7 +49,8 @@ struct Sample {
 }
 
 /// Returns the CPU time this thread has used, from Linux's `/proc/thread-self/schedstat`
-/// (nanoseconds on a core), or zero where that is not available.
+/// (nanoseconds on a core), or zero where that is not available. The kernel brings it up to
+/// date at scheduler ticks, so for runs of a few milliseconds it is only tick-accurate.
 fn thread_cpu_time() -> Duration {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let nanos = text.split_whitespace().next().and_then(|n| n.parse().ok());
