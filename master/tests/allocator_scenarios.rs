@@ -7,7 +7,8 @@ use std::time::Duration;
 use strata_master::allocator::{
     Allocation, Allocator, AllocatorConfig, AllocatorError, QuotaLimits,
 };
-use strata_protocol::{AgentId, FrameworkId, Resources};
+use strata_protocol::resources::ReservationInfo;
+use strata_protocol::{AgentId, FrameworkId, Resource, Resources};
 
 fn resources(text: &str) -> Resources {
     Resources::parse(text, "*").unwrap()
@@ -101,7 +102,7 @@ fn one_framework_is_offered_a_whole_agent_with_allocation_info() {
     assert_eq!(offer.agent_id, agent("a1"));
     assert_eq!(offer.role, "r1");
     assert_eq!(
-        offer.resources,
+        *offer.resources,
         allocated("cpus:4;mem:1024;ports:[31000-32000]", "r1")
     );
 }
@@ -123,7 +124,7 @@ fn two_roles_agents_added_one_by_one_go_to_lowest_share() {
         add_agent(&mut allocator, agent_id, text);
         let offer = only(allocator.allocate(secs(idx as u64)));
         assert_eq!(offer.role, role, "agent {agent_id}");
-        assert_eq!(offer.resources, allocated(text, role));
+        assert_eq!(*offer.resources, allocated(text, role));
     }
 }
 
@@ -141,10 +142,10 @@ fn reserved_resources_are_offered_only_to_their_role() {
     offers.sort_by(|a, b| a.role.cmp(&b.role));
     assert_eq!(offers.len(), 2, "{offers:#?}");
     assert_eq!(offers[0].framework_id, framework("f1"));
-    assert_eq!(offers[0].resources, allocated("cpus:2;mem:1024", "r1"));
+    assert_eq!(*offers[0].resources, allocated("cpus:2;mem:1024", "r1"));
     assert_eq!(offers[1].framework_id, framework("f2"));
     assert_eq!(
-        offers[1].resources,
+        *offers[1].resources,
         allocated("cpus(r2):4;mem(r2):512", "r2")
     );
 
@@ -163,7 +164,7 @@ fn resources_reserved_to_a_parent_role_are_offered_to_its_subroles() {
     let offer = only(allocator.allocate(secs(0)));
     assert_eq!(offer.framework_id, framework("web"));
     assert_eq!(
-        offer.resources,
+        *offer.resources,
         allocated("cpus(eng):2;mem(eng):1024", "eng/web")
     );
 }
@@ -353,8 +354,8 @@ fn quota_limit_caps_offers() {
     let mut offers = allocator.allocate(secs(0));
     offers.sort_by(|a, b| a.role.cmp(&b.role));
     assert_eq!(offers.len(), 2, "{offers:#?}");
-    assert_eq!(offers[0].resources, allocated("cpus:4;mem:1024", "r1"));
-    assert_eq!(offers[1].resources, allocated("cpus:12", "r2"));
+    assert_eq!(*offers[0].resources, allocated("cpus:4;mem:1024", "r1"));
+    assert_eq!(*offers[1].resources, allocated("cpus:12", "r2"));
     // Once the limit is reached nothing more is offered to the role.
     add_agent(&mut allocator, "a2", "cpus:16;mem:1024");
     allocator.remove_framework(&framework("f2"));
@@ -417,7 +418,7 @@ fn lowering_quota_below_outstanding_offers_returns_them_to_rescind() {
         .unwrap();
     // The next run offers only the one cpu the limit leaves.
     let offer = only(allocator.allocate(secs(1)));
-    assert_eq!(offer.resources, allocated("cpus:1;mem:1024", "r1"));
+    assert_eq!(*offer.resources, allocated("cpus:1;mem:1024", "r1"));
 }
 
 #[test]
@@ -647,7 +648,7 @@ fn agent_total_cannot_shrink_below_what_is_held() {
         .update_agent_total(&agent("a1"), resources("cpus:8;mem:1024"))
         .unwrap();
     assert_eq!(
-        only(allocator.allocate(secs(1))).resources,
+        *only(allocator.allocate(secs(1))).resources,
         allocated("cpus:4", "r1")
     );
     allocator.check_invariants().unwrap();
@@ -703,4 +704,142 @@ fn gpus_can_be_excluded_from_fair_sharing() {
         stats.iter().all(|role| role.weighted_share == 0.5),
         "{stats:#?}"
     );
+}
+
+#[test]
+fn reserving_part_of_an_offer_keeps_it_for_the_role() {
+    let mut allocator = new_allocator();
+    add_agent(&mut allocator, "a1", "cpus:4;mem:1024");
+    add_framework(&mut allocator, "f1", &["r1"]);
+    let offer = only(allocator.allocate(secs(0)));
+    let reservation = ReservationInfo::new_dynamic("r1", Some("ops"));
+    let reserved = Resources::from_resources([Resource::new_scalar("cpus", 2.0)
+        .with_reservation(reservation)
+        .with_allocation("r1")])
+    .unwrap();
+    let consumed = allocated("cpus:2", "r1");
+    allocator
+        .update_allocation(&offer.framework_id, &offer.agent_id, &consumed, &reserved)
+        .unwrap();
+    let view = allocator.agent_view(&agent("a1")).unwrap();
+    assert_eq!(view.total.reserved("r1").cpus(), Some(2.0));
+    assert_eq!(
+        view.holdings[0].offered,
+        allocated("cpus:2;mem:1024", "r1") + &reserved
+    );
+    // Declined, the unreserved part goes to another role; the reservation does not.
+    let everything = view.holdings[0].offered.clone();
+    allocator
+        .recover_resources(
+            &offer.framework_id,
+            &offer.agent_id,
+            &everything,
+            None,
+            secs(1),
+        )
+        .unwrap();
+    allocator.deactivate_framework(&framework("f1")).unwrap();
+    add_framework(&mut allocator, "f2", &["r2"]);
+    assert_eq!(
+        *only(allocator.allocate(secs(1))).resources,
+        allocated("cpus:2;mem:1024", "r2")
+    );
+    allocator.check_invariants().unwrap();
+    // A conversion that changes amounts is refused.
+    let err = allocator
+        .update_allocation(
+            &framework("f2"),
+            &agent("a1"),
+            &allocated("cpus:1", "r2"),
+            &allocated("cpus:2", "r2"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, AllocatorError::InvalidConversion { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn reservations_are_offered_even_at_the_quota_limit() {
+    let mut allocator = new_allocator();
+    add_agent(
+        &mut allocator,
+        "a1",
+        "cpus:4;mem:1024;cpus(r1):2;mem(r1):256",
+    );
+    add_framework(&mut allocator, "f1", &["r1"]);
+    allocator
+        .update_quota(quota("r1", &[("cpus", 2.0), ("mem", 256.0)]))
+        .unwrap();
+    // The reservation alone consumes the whole limit: only it is offered, as in Mesos.
+    let offer = only(allocator.allocate(secs(0)));
+    assert_eq!(*offer.resources, allocated("cpus(r1):2;mem(r1):256", "r1"));
+    let stats = &allocator.role_stats()[0];
+    assert_eq!(stats.quota_consumed, resources("cpus:2;mem:256"));
+}
+
+#[test]
+fn the_same_calls_with_the_same_seed_give_the_same_offers() {
+    let run = |seed: u64| {
+        let config = AllocatorConfig {
+            seed,
+            ..AllocatorConfig::default()
+        };
+        let mut allocator = Allocator::new(config);
+        for idx in 0..20 {
+            add_agent(&mut allocator, &format!("a{idx:02}"), "cpus:2;mem:1024");
+        }
+        for idx in 0..3 {
+            add_framework(&mut allocator, &format!("f{idx}"), &["r1"]);
+        }
+        allocator.allocate(secs(0))
+    };
+    assert_eq!(run(1), run(1));
+    let agents = |offers: Vec<Allocation>| -> Vec<AgentId> {
+        offers.into_iter().map(|offer| offer.agent_id).collect()
+    };
+    // The seed only changes which agents are visited first.
+    assert_ne!(agents(run(1)), agents(run(2)));
+}
+
+#[test]
+fn a_framework_can_lower_or_raise_its_own_minimum_offer() {
+    let mut allocator = new_allocator();
+    add_agent(&mut allocator, "small", "cpus:0.005;mem:16");
+    add_framework(&mut allocator, "greedy", &["r1"]);
+    add_framework(&mut allocator, "frugal", &["r1"]);
+    assert_eq!(allocator.allocate(secs(0)), Vec::new());
+    // `frugal` takes any crumb in r1; `greedy` wants at least 8 cpus.
+    let frugal = BTreeMap::from([("r1".to_owned(), Vec::new())]);
+    allocator
+        .update_min_allocatable(&framework("frugal"), frugal)
+        .unwrap();
+    let greedy = BTreeMap::from([("r1".to_owned(), vec![resources("cpus:8")])]);
+    allocator
+        .update_min_allocatable(&framework("greedy"), greedy)
+        .unwrap();
+    assert_eq!(
+        only(allocator.allocate(secs(1))).framework_id,
+        framework("frugal")
+    );
+    add_agent(&mut allocator, "big", "cpus:8;mem:1024");
+    assert_eq!(
+        only(allocator.allocate(secs(2))).framework_id,
+        framework("greedy")
+    );
+    allocator.remove_framework(&framework("frugal"));
+    allocator.remove_framework(&framework("greedy"));
+    allocator.check_invariants().unwrap();
+}
+
+#[test]
+fn an_event_driven_run_offers_only_the_named_agents() {
+    let mut allocator = new_allocator();
+    add_agent(&mut allocator, "a1", "cpus:2;mem:1024");
+    add_agent(&mut allocator, "a2", "cpus:2;mem:1024");
+    add_framework(&mut allocator, "f1", &["r1"]);
+    let offer = only(allocator.allocate_agents(secs(0), &[agent("a2"), agent("unknown")]));
+    assert_eq!(offer.agent_id, agent("a2"));
+    assert_eq!(only(allocator.allocate(secs(0))).agent_id, agent("a1"));
 }

@@ -6,12 +6,14 @@
 //! so agents go whole to the lowest share ("coarse-grained" allocation). Shares are updated
 //! after every offer, so the next agent sees the new order.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use strata_protocol::{FrameworkId, Resources};
+use strata_protocol::{AgentId, Resources};
 
 use super::quantities::Quantities;
-use super::{Allocation, Allocator, quota};
+use super::{Allocation, Allocator, FrameworkKey, quota};
 
 impl Allocator {
     /// Runs one allocation at `now` and returns the offers to make, in the order they were
@@ -20,38 +22,76 @@ impl Allocator {
     /// Running it again at the same `now` with nothing changed offers nothing: everything
     /// offerable was offered.
     pub fn allocate(&mut self, now: Duration) -> Vec<Allocation> {
+        let agents: Vec<usize> = self.offerable.iter().copied().collect();
+        self.allocate_slots(now, agents)
+    }
+
+    /// Runs one allocation at `now` over `agent_ids` only, as Mesos does right after an agent
+    /// is added or resources are recovered on it: the event's offers go out without waiting
+    /// for the next full run. Unknown and unofferable agents are skipped.
+    pub fn allocate_agents(&mut self, now: Duration, agent_ids: &[AgentId]) -> Vec<Allocation> {
+        let agents: BTreeSet<usize> = agent_ids
+            .iter()
+            .filter_map(|agent_id| self.agent_index.get(agent_id).copied())
+            .filter(|agent_idx| self.offerable.contains(agent_idx))
+            .collect();
+        self.allocate_slots(now, agents.into_iter().collect())
+    }
+
+    /// Runs one allocation over the agents in the `agents` slots.
+    fn allocate_slots(&mut self, now: Duration, mut agents: Vec<usize>) -> Vec<Allocation> {
         self.expire_filters(now);
         self.roles.rebuild_if_dirty(&self.names, &self.total);
-        let mut agents: Vec<usize> = self.offerable.iter().copied().collect();
         self.rng.shuffle(&mut agents);
-        let mut allocations = Vec::new();
+        let mut allocations = Vec::with_capacity(agents.len());
+        let mut order = std::mem::take(&mut self.order_buffer);
         for agent_idx in agents {
-            self.allocate_agent(agent_idx, &mut allocations);
+            order.clear();
+            order.extend_from_slice(self.roles.order());
+            self.allocate_agent(agent_idx, &order, &mut allocations);
             debug_assert!(self.agent(agent_idx).is_consistent());
         }
+        self.order_buffer = order;
         allocations
     }
 
-    /// Offers one agent's available resources to the roles in DRF order.
-    fn allocate_agent(&mut self, agent_idx: usize, allocations: &mut Vec<Allocation>) {
-        let order = self.roles.order().to_vec();
-        for role_idx in order {
-            if self.agent(agent_idx).available.is_empty() {
+    /// Offers one agent's available resources to the roles in `order`, the DRF order when the
+    /// agent's turn came (as in Mesos, offers on this agent do not reorder its own loop).
+    fn allocate_agent(
+        &mut self,
+        agent_idx: usize,
+        order: &[usize],
+        allocations: &mut Vec<Allocation>,
+    ) {
+        for &role_idx in order {
+            let agent = self.agent(agent_idx);
+            if agent.available.is_empty() {
                 break;
             }
-            let Some(offer) = self.offer_for_role(agent_idx, role_idx) else {
-                continue;
+            let takes_all =
+                !agent.has_reservations && quota::headroom(&self.roles, role_idx).is_none();
+            let allocation = if takes_all {
+                self.offer_whole_agent(agent_idx, role_idx)
+            } else {
+                self.offer_part_of_agent(agent_idx, role_idx)
             };
-            let Some(framework_id) = self.first_unfiltered(agent_idx, role_idx, &offer) else {
-                continue;
-            };
-            let allocation = self.make_offer(agent_idx, role_idx, framework_id, offer);
-            allocations.push(allocation);
+            allocations.extend(allocation);
         }
     }
 
-    /// Returns what the agent can offer a framework of `role_idx`, if it is worth offering.
-    fn offer_for_role(&self, agent_idx: usize, role_idx: usize) -> Option<Resources> {
+    /// Offers everything available to the role, the common case of an agent without
+    /// reservations and a role without quota: no copy of the available resources is made.
+    fn offer_whole_agent(&mut self, agent_idx: usize, role_idx: usize) -> Option<Allocation> {
+        let available = &self.agent(agent_idx).available;
+        let quantities = self.allocatable_quantities(available)?;
+        let framework_id = self.first_unfiltered(agent_idx, role_idx, available, &quantities)?;
+        let offer = std::mem::take(&mut self.agent_mut(agent_idx).available);
+        Some(self.make_offer(agent_idx, role_idx, framework_id, offer, quantities))
+    }
+
+    /// Offers what the role may have of the agent: its reservations and the unreserved
+    /// resources, cut down to its quota headroom.
+    fn offer_part_of_agent(&mut self, agent_idx: usize, role_idx: usize) -> Option<Allocation> {
         let agent = self.agent(agent_idx);
         let node = self.roles.node(role_idx);
         let mut offer = if agent.has_reservations {
@@ -59,78 +99,96 @@ impl Allocator {
         } else {
             agent.available.clone()
         };
-        if offer.is_empty() {
-            return None;
-        }
         if let Some(headroom) = quota::headroom(&self.roles, role_idx) {
             offer = quota::shrink(offer, &headroom, &self.names);
         }
-        self.is_allocatable(&offer).then_some(offer)
+        let quantities = self.allocatable_quantities(&offer)?;
+        let framework_id = self.first_unfiltered(agent_idx, role_idx, &offer, &quantities)?;
+        let agent = self.agent_mut(agent_idx);
+        debug_assert!(agent.available.contains(&offer));
+        agent.available -= &offer;
+        Some(self.make_offer(agent_idx, role_idx, framework_id, offer, quantities))
     }
 
-    /// Returns true if `offer` is not empty and holds one of the minimal allocatable
-    /// quantities.
-    fn is_allocatable(&self, offer: &Resources) -> bool {
+    /// Returns the scalar quantities of `offer` if it may be worth offering: not empty and,
+    /// unless some framework has minimums of its own, holding one of the configured ones.
+    fn allocatable_quantities(&self, offer: &Resources) -> Option<Quantities> {
         if offer.is_empty() {
-            return false;
-        }
-        if self.min_allocatable.is_empty() {
-            return true;
+            return None;
         }
         let quantities = self.names.quantities(offer);
-        self.min_allocatable
-            .iter()
-            .any(|minimum| covers(&quantities, minimum))
+        let allocatable = self.n_min_allocatable_overrides > 0
+            || is_allocatable(&quantities, &self.min_allocatable);
+        allocatable.then_some(quantities)
     }
 
-    /// Returns the first framework of the role, in DRF order, that has not filtered `offer`.
+    /// Returns the first framework of the role, in DRF order, for which `offer` (of
+    /// `quantities`) is allocatable and not filtered.
     fn first_unfiltered(
         &self,
         agent_idx: usize,
         role_idx: usize,
         offer: &Resources,
-    ) -> Option<FrameworkId> {
+        quantities: &Quantities,
+    ) -> Option<FrameworkKey> {
+        let check_minimums = self.n_min_allocatable_overrides > 0;
         self.roles
             .node(role_idx)
             .framework_order()
             .find(|framework_id| {
-                self.frameworks.get(*framework_id).is_some_and(|framework| {
-                    framework.filters.is_empty()
-                        || !framework.filters.is_filtered(agent_idx, role_idx, offer)
-                })
+                let Some(framework) = self.frameworks.get(&***framework_id) else {
+                    return false;
+                };
+                if check_minimums {
+                    let minimums = framework
+                        .min_allocatable
+                        .get(&role_idx)
+                        .unwrap_or(&self.min_allocatable);
+                    if !is_allocatable(quantities, minimums) {
+                        return false;
+                    }
+                }
+                framework.filters.is_empty()
+                    || !framework.filters.is_filtered(agent_idx, role_idx, offer)
             })
             .cloned()
     }
 
-    /// Moves `offer` from the agent's available resources into an offer to `framework_id`.
+    /// Records `offer`, already taken from the agent's available resources, as offered to
+    /// `framework_id`, and returns it with its allocation info.
     fn make_offer(
         &mut self,
         agent_idx: usize,
         role_idx: usize,
-        framework_id: FrameworkId,
+        framework_id: FrameworkKey,
         offer: Resources,
+        quantities: Quantities,
     ) -> Allocation {
-        let role = self.roles.node(role_idx).name.clone();
         debug_assert!(self.roles.node(role_idx).is_eligible(&framework_id));
-        let agent = self.agent_mut(agent_idx);
-        debug_assert!(agent.available.contains(&offer));
-        if agent.available == offer {
-            agent.available = Resources::new();
-        } else {
-            agent.available -= &offer;
-        }
-        let agent_id = agent.id.clone();
+        let role = self.roles.node(role_idx).name.to_string();
         let mut resources = offer;
         resources.allocate(&role);
-        self.change_holding(agent_idx, &framework_id, role_idx, &resources, true, true);
+        let resources = Arc::new(resources);
+        self.add_offer(
+            agent_idx,
+            &framework_id,
+            role_idx,
+            resources.clone(),
+            quantities,
+        );
         self.refresh_offerable(agent_idx);
         Allocation {
-            framework_id,
-            agent_id,
+            framework_id: (*framework_id).clone(),
+            agent_id: self.agent(agent_idx).id.clone(),
             role,
             resources,
         }
     }
+}
+
+/// Returns true if `quantities` hold one of `minimums`, or if there are no minimums.
+fn is_allocatable(quantities: &Quantities, minimums: &[Quantities]) -> bool {
+    minimums.is_empty() || minimums.iter().any(|minimum| covers(quantities, minimum))
 }
 
 /// Returns true if `quantities` has at least `minimum` of every name.

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use strata_protocol::Resources;
+use strata_protocol::{FrameworkId, Resources};
+
+use super::Allocator;
 
 /// One refusal: `resources` (unallocated) are not offered again before `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +94,52 @@ impl OfferFilters {
     /// Returns true if there is no filter.
     pub(crate) fn is_empty(&self) -> bool {
         self.by_agent_role.is_empty()
+    }
+}
+
+impl Allocator {
+    /// Installs a refused-offer filter for `refuse` from `now`, if it is not zero.
+    pub(crate) fn install_filter(
+        &mut self,
+        framework_id: &FrameworkId,
+        agent_idx: usize,
+        role_idx: usize,
+        resources: Resources,
+        refuse: Duration,
+        now: Duration,
+    ) {
+        let refuse = refuse.min(self.config.refuse_max);
+        if refuse.is_zero() {
+            return;
+        }
+        let Some(framework) = self.frameworks.get_mut(framework_id) else {
+            return;
+        };
+        let expires_at = now.saturating_add(refuse);
+        framework.filters.insert(
+            agent_idx,
+            role_idx,
+            OfferFilter {
+                resources,
+                expires_at,
+            },
+        );
+        self.next_filter_expiry = Some(
+            self.next_filter_expiry
+                .map_or(expires_at, |next| next.min(expires_at)),
+        );
+    }
+
+    /// Drops the filters that expired by `now`, scanning only when one is due.
+    pub(crate) fn expire_filters(&mut self, now: Duration) {
+        if self.next_filter_expiry.is_none_or(|next| next > now) {
+            return;
+        }
+        self.next_filter_expiry = self
+            .frameworks
+            .values_mut()
+            .filter_map(|framework| framework.filters.expire(now))
+            .min();
     }
 }
 

@@ -21,15 +21,21 @@
 //!
 //! - `quantities`: interned scalar names and fixed-point vectors for the hot path.
 //! - `sorter`: the role tree and the DRF orders of roles and frameworks.
+//! - `frameworks`: frameworks' roles, activation, suppression and minimum offers.
 //! - `filters`: refused-offer filters.
 //! - `quota`: quota validation, headroom and shrinking offers to fit.
 //! - `allocate`: the allocation run itself.
 //! - `agents`: per-agent accounting.
 //! - `stats`: read-only views for GET_ROLES, `/state` and metrics.
+//! - `rng`: the seeded generator that shuffles agents.
+//!
+//! `README.md` beside this file maps master events to calls and lists where the semantics
+//! differ from Mesos.
 
 mod agents;
 mod allocate;
 mod filters;
+mod frameworks;
 mod quantities;
 mod quota;
 mod rng;
@@ -37,13 +43,14 @@ mod sorter;
 mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use strata_protocol::resources::{Milli, validate_role};
+use strata_protocol::resources::validate_role;
 use strata_protocol::{AgentId, FrameworkId, Resources};
 
 use agents::Agent;
-use filters::{OfferFilter, OfferFilters};
+use frameworks::Framework;
 use quantities::{Quantities, ScalarNames};
 use rng::SplitMix64;
 use sorter::RoleTree;
@@ -128,6 +135,12 @@ pub enum AllocatorError {
     },
     #[error("resources {0} must all be allocated to one role")]
     NotAllocatedToOneRole(Resources),
+    #[error("cannot convert {consumed} into {converted}: {reason}")]
+    InvalidConversion {
+        consumed: Resources,
+        converted: Resources,
+        reason: &'static str,
+    },
     #[error("framework {framework_id} does not hold {resources} on agent {agent_id}")]
     NotHeld {
         framework_id: FrameworkId,
@@ -138,12 +151,16 @@ pub enum AllocatorError {
 
 /// One offer to make: `resources` of `agent_id`, allocated to `role` (their
 /// `allocation_info.role` is set), for `framework_id`.
+///
+/// The resources are shared with the allocator's own record of the offer rather than copied:
+/// a copy of an agent's resources is the largest single cost of an offer. They read like a
+/// `Resources` (`to_wire()`, `cpus()`, `&allocation.resources` as `&Resources`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     pub framework_id: FrameworkId,
     pub agent_id: AgentId,
     pub role: String,
-    pub resources: Resources,
+    pub resources: Arc<Resources>,
 }
 
 /// Outstanding offers the master should rescind to bring a role back under a lowered quota
@@ -157,29 +174,9 @@ pub struct OfferRescind {
     pub resources: Resources,
 }
 
-/// A framework as the allocator sees it.
-#[derive(Debug, Clone, Default)]
-struct Framework {
-    /// False for a placeholder: an agent reported resources used by a framework that has not
-    /// subscribed (again) yet, as after a master failover.
-    registered: bool,
-    active: bool,
-    roles: BTreeSet<String>,
-    suppressed: BTreeSet<String>,
-    filters: OfferFilters,
-    /// The `(agent slot, role index)` pairs where the framework holds resources.
-    holdings: BTreeSet<(usize, usize)>,
-}
-
-impl Framework {
-    /// Returns true if the framework may be offered resources in `role`.
-    fn wants(&self, role: &str) -> bool {
-        self.registered
-            && self.active
-            && self.roles.contains(role)
-            && !self.suppressed.contains(role)
-    }
-}
+/// A framework ID shared by the allocator's indexes: cloning it in the hot path is a
+/// reference-count increment rather than a string copy.
+pub(crate) type FrameworkKey = Arc<FrameworkId>;
 
 /// The allocator; see the module documentation.
 #[derive(Debug, Clone)]
@@ -196,11 +193,16 @@ pub struct Allocator {
     free_agent_slots: Vec<usize>,
     /// Active agents with something available: the only ones a run needs to visit.
     offerable: BTreeSet<usize>,
-    frameworks: BTreeMap<FrameworkId, Framework>,
+    frameworks: BTreeMap<FrameworkKey, Framework>,
     /// The quota limits as the operator set them, for GET_QUOTA.
     quotas: BTreeMap<String, QuotaLimits>,
     next_filter_expiry: Option<Duration>,
     rng: SplitMix64,
+    /// Reused for the role order of each agent, to keep allocations out of the hot loop.
+    order_buffer: Vec<usize>,
+    /// How many frameworks set their own minimal allocatable quantities; while none does, a
+    /// run checks an offer's size once per role instead of once per framework.
+    n_min_allocatable_overrides: usize,
 }
 
 impl Allocator {
@@ -229,137 +231,14 @@ impl Allocator {
             frameworks: BTreeMap::new(),
             quotas: BTreeMap::new(),
             next_filter_expiry: None,
+            order_buffer: Vec::new(),
+            n_min_allocatable_overrides: 0,
         }
     }
 
     /// Returns the configuration.
     pub fn config(&self) -> &AllocatorConfig {
         &self.config
-    }
-
-    /// Adds a framework subscribed to `roles`, with `suppressed_roles` (a subset of `roles`)
-    /// suppressed from the start, as SUBSCRIBE allows.
-    pub fn add_framework(
-        &mut self,
-        framework_id: FrameworkId,
-        roles: BTreeSet<String>,
-        suppressed_roles: BTreeSet<String>,
-        active: bool,
-    ) -> Result<(), AllocatorError> {
-        validate_roles(&roles, &suppressed_roles)?;
-        let framework = self.frameworks.entry(framework_id.clone()).or_default();
-        if framework.registered {
-            return Err(AllocatorError::DuplicateFramework(framework_id));
-        }
-        framework.registered = true;
-        framework.active = active;
-        framework.roles = roles;
-        framework.suppressed = suppressed_roles;
-        self.refresh_eligibility(&framework_id);
-        Ok(())
-    }
-
-    /// Changes a framework's roles and suppressed roles (UPDATE_FRAMEWORK, resubscription).
-    ///
-    /// What the framework holds in a role it leaves stays accounted to that role until it is
-    /// recovered; the master rescinds those offers. Filters for the roles it leaves are
-    /// dropped, as in Mesos.
-    pub fn update_framework(
-        &mut self,
-        framework_id: &FrameworkId,
-        roles: BTreeSet<String>,
-        suppressed_roles: BTreeSet<String>,
-    ) -> Result<(), AllocatorError> {
-        validate_roles(&roles, &suppressed_roles)?;
-        let framework = self.registered_framework(framework_id)?;
-        let left: Vec<String> = framework.roles.difference(&roles).cloned().collect();
-        framework.roles = roles;
-        framework.suppressed = suppressed_roles;
-        for role in &left {
-            if let Some(role_idx) = self.roles.get(role) {
-                self.set_eligible(role_idx, framework_id, false);
-                if let Some(framework) = self.frameworks.get_mut(framework_id) {
-                    framework.filters.clear_role(role_idx);
-                }
-            }
-        }
-        self.refresh_eligibility(framework_id);
-        Ok(())
-    }
-
-    /// Removes a framework and returns everything it holds (offered and used) to the pool;
-    /// the master rescinds its offers and later recoveries for it are ignored.
-    pub fn remove_framework(&mut self, framework_id: &FrameworkId) {
-        let Some(framework) = self.frameworks.get_mut(framework_id) else {
-            return;
-        };
-        framework.registered = false;
-        self.refresh_eligibility(framework_id);
-        let holdings = match self.frameworks.remove(framework_id) {
-            Some(framework) => framework.holdings,
-            None => BTreeSet::new(),
-        };
-        for (agent_idx, role_idx) in holdings {
-            self.release_holding(agent_idx, framework_id, role_idx);
-        }
-    }
-
-    /// Lets a (re)connected framework receive offers again.
-    pub fn activate_framework(&mut self, framework_id: &FrameworkId) -> Result<(), AllocatorError> {
-        self.registered_framework(framework_id)?.active = true;
-        self.refresh_eligibility(framework_id);
-        Ok(())
-    }
-
-    /// Stops offers to a disconnected framework and drops its filters, as Mesos does; what it
-    /// holds stays accounted so that a failed-over scheduler keeps its share.
-    pub fn deactivate_framework(
-        &mut self,
-        framework_id: &FrameworkId,
-    ) -> Result<(), AllocatorError> {
-        let framework = self.registered_framework(framework_id)?;
-        framework.active = false;
-        framework.filters.clear();
-        self.refresh_eligibility(framework_id);
-        Ok(())
-    }
-
-    /// Suppresses offers to the framework in `roles` (all its roles when `None`), as SUPPRESS
-    /// does. Roles it is not subscribed to are ignored.
-    pub fn suppress(
-        &mut self,
-        framework_id: &FrameworkId,
-        roles: Option<BTreeSet<String>>,
-    ) -> Result<(), AllocatorError> {
-        let framework = self.registered_framework(framework_id)?;
-        let roles = roles.unwrap_or_else(|| framework.roles.clone());
-        let subscribed: Vec<String> = roles.intersection(&framework.roles).cloned().collect();
-        framework.suppressed.extend(subscribed);
-        self.refresh_eligibility(framework_id);
-        Ok(())
-    }
-
-    /// Unsuppresses the framework in `roles` (all its roles when `None`) and drops its filters
-    /// for them, so that the next run offers it everything it may have, as REVIVE does.
-    pub fn revive(
-        &mut self,
-        framework_id: &FrameworkId,
-        roles: Option<BTreeSet<String>>,
-    ) -> Result<(), AllocatorError> {
-        let framework = self.registered_framework(framework_id)?;
-        let roles = roles.unwrap_or_else(|| framework.roles.clone());
-        for role in &roles {
-            framework.suppressed.remove(role);
-        }
-        for role in &roles {
-            if let Some(role_idx) = self.roles.get(role)
-                && let Some(framework) = self.frameworks.get_mut(framework_id)
-            {
-                framework.filters.clear_role(role_idx);
-            }
-        }
-        self.refresh_eligibility(framework_id);
-        Ok(())
     }
 
     /// Sets role weights (UPDATE_WEIGHTS): all or nothing, each finite and above zero. Roles
@@ -383,204 +262,6 @@ impl Allocator {
         self.roles.update_weights(&weights);
         Ok(())
     }
-
-    /// Sets quota limits (UPDATE_QUOTA) for each role named, all or nothing: each limit is a
-    /// finite amount of at least zero, and empty limits remove the role's quota.
-    ///
-    /// Returns the outstanding offers to rescind so that each role is back within its new
-    /// limits: those are the offers a lowered limit no longer covers.
-    pub fn update_quota(
-        &mut self,
-        limits: BTreeMap<String, QuotaLimits>,
-    ) -> Result<Vec<OfferRescind>, AllocatorError> {
-        for (role, role_limits) in &limits {
-            quota::validate(role, role_limits)?;
-        }
-        for (role, role_limits) in &limits {
-            let role_idx = self.roles.ensure(role);
-            if role_limits.is_empty() {
-                self.quotas.remove(role);
-                self.roles.set_limits(role_idx, None);
-                continue;
-            }
-            self.quotas.insert(role.clone(), role_limits.clone());
-            let by_name = role_limits
-                .iter()
-                .map(|(name, &limit)| {
-                    let milli = Milli::from_f64(limit).map_or(0, Milli::as_milli);
-                    (self.names.intern(name), milli)
-                })
-                .collect();
-            self.roles.set_limits(role_idx, Some(by_name));
-        }
-        Ok(self.offers_over_quota(limits.keys()))
-    }
-
-    /// Returns the registered framework, or says it is not known.
-    fn registered_framework(
-        &mut self,
-        framework_id: &FrameworkId,
-    ) -> Result<&mut Framework, AllocatorError> {
-        self.frameworks
-            .get_mut(framework_id)
-            .filter(|framework| framework.registered)
-            .ok_or_else(|| AllocatorError::UnknownFramework(framework_id.clone()))
-    }
-
-    /// Brings the framework's membership in every role's order in line with its state.
-    fn refresh_eligibility(&mut self, framework_id: &FrameworkId) {
-        let Some(framework) = self.frameworks.get(framework_id) else {
-            return;
-        };
-        let mut changes = Vec::new();
-        for role in &framework.roles {
-            let role_idx = self.roles.ensure(role);
-            changes.push((role_idx, framework.wants(role)));
-        }
-        for (role_idx, eligible) in changes {
-            self.set_eligible(role_idx, framework_id, eligible);
-        }
-    }
-
-    fn set_eligible(&mut self, role_idx: usize, framework_id: &FrameworkId, eligible: bool) {
-        self.roles
-            .set_eligible(role_idx, framework_id, eligible, &self.names, &self.total);
-    }
-
-    /// Returns the outstanding offers in the subtrees of `roles` to rescind, greedily in agent
-    /// order, until each role's consumption is within its limits again.
-    fn offers_over_quota<'a>(&self, roles: impl Iterator<Item = &'a String>) -> Vec<OfferRescind> {
-        let mut rescinds: Vec<OfferRescind> = Vec::new();
-        let mut chosen: BTreeSet<(usize, FrameworkId, usize)> = BTreeSet::new();
-        for role in roles {
-            let Some(role_idx) = self.roles.get(role) else {
-                continue;
-            };
-            let node = self.roles.node(role_idx);
-            let Some(limits) = node.limits.clone() else {
-                continue;
-            };
-            let mut excess = node.consumed();
-            for (agent_idx, framework_id, held_role) in &chosen {
-                if self.is_in_subtree(*held_role, role_idx) {
-                    let held = self.offered_unreserved(*agent_idx, framework_id, *held_role);
-                    excess.sub(&held);
-                }
-            }
-            let over =
-                |excess: &Quantities| limits.iter().any(|&(idx, limit)| excess.get(idx) > limit);
-            for (agent_idx, agent) in self.agents.iter().enumerate() {
-                let Some(agent) = agent else { continue };
-                for ((framework_id, held_role), holding) in &agent.holdings {
-                    if !over(&excess) {
-                        break;
-                    }
-                    let key = (agent_idx, framework_id.clone(), *held_role);
-                    if holding.offered.is_empty()
-                        || !self.is_in_subtree(*held_role, role_idx)
-                        || chosen.contains(&key)
-                    {
-                        continue;
-                    }
-                    excess.sub(&self.offered_unreserved(agent_idx, framework_id, *held_role));
-                    chosen.insert(key);
-                    rescinds.push(OfferRescind {
-                        framework_id: framework_id.clone(),
-                        agent_id: agent.id.clone(),
-                        role: self.roles.node(*held_role).name.clone(),
-                        resources: holding.offered.clone(),
-                    });
-                }
-            }
-        }
-        rescinds
-    }
-
-    fn is_in_subtree(&self, role_idx: usize, ancestor_idx: usize) -> bool {
-        role_idx == ancestor_idx
-            || self
-                .roles
-                .ancestors(role_idx)
-                .any(|idx| idx == ancestor_idx)
-    }
-
-    /// Returns the unreserved scalars offered to `framework_id` in `role_idx` on the agent.
-    fn offered_unreserved(
-        &self,
-        agent_idx: usize,
-        framework_id: &FrameworkId,
-        role_idx: usize,
-    ) -> Quantities {
-        self.agents[agent_idx]
-            .as_ref()
-            .and_then(|agent| agent.holdings.get(&(framework_id.clone(), role_idx)))
-            .map(|holding| self.names.quantities(&holding.offered.unreserved()))
-            .unwrap_or_default()
-    }
-
-    /// Installs a refused-offer filter for `refuse` from `now`, if it is not zero.
-    fn install_filter(
-        &mut self,
-        framework_id: &FrameworkId,
-        agent_idx: usize,
-        role_idx: usize,
-        resources: Resources,
-        refuse: Duration,
-        now: Duration,
-    ) {
-        let refuse = refuse.min(self.config.refuse_max);
-        if refuse.is_zero() {
-            return;
-        }
-        let Some(framework) = self.frameworks.get_mut(framework_id) else {
-            return;
-        };
-        let expires_at = now.saturating_add(refuse);
-        framework.filters.insert(
-            agent_idx,
-            role_idx,
-            OfferFilter {
-                resources,
-                expires_at,
-            },
-        );
-        self.next_filter_expiry = Some(
-            self.next_filter_expiry
-                .map_or(expires_at, |next| next.min(expires_at)),
-        );
-    }
-
-    /// Drops the filters that expired by `now`, scanning only when one is due.
-    fn expire_filters(&mut self, now: Duration) {
-        if self.next_filter_expiry.is_none_or(|next| next > now) {
-            return;
-        }
-        self.next_filter_expiry = self
-            .frameworks
-            .values_mut()
-            .filter_map(|framework| framework.filters.expire(now))
-            .min();
-    }
-}
-
-/// Checks role names and that suppressed roles are among the subscribed ones.
-fn validate_roles(
-    roles: &BTreeSet<String>,
-    suppressed_roles: &BTreeSet<String>,
-) -> Result<(), AllocatorError> {
-    for role in roles {
-        validate_role(role).map_err(|err| AllocatorError::InvalidRole {
-            role: role.clone(),
-            reason: err.to_string(),
-        })?;
-    }
-    if let Some(role) = suppressed_roles.difference(roles).next() {
-        return Err(AllocatorError::InvalidRole {
-            role: role.clone(),
-            reason: "a suppressed role must be one of the framework's roles".to_owned(),
-        });
-    }
-    Ok(())
 }
 
 /// Returns the one role all of `resources` are allocated to.

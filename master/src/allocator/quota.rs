@@ -5,14 +5,14 @@
 //! to fit the headroom; reserved resources and non-scalars (ports) are offered whole, since a
 //! role's reservations already count toward its consumption.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use strata_protocol::Resources;
 use strata_protocol::resources::{ANY_ROLE, Milli, ValueType, validate_role};
 
-use super::AllocatorError;
-use super::quantities::{ScalarNames, scalar};
+use super::quantities::{Quantities, ScalarNames, scalar};
 use super::sorter::RoleTree;
+use super::{Allocator, AllocatorError, FrameworkKey, OfferRescind};
 
 /// Quota limits by resource name, as Mesos's `QuotaConfig.limits` (`map<string, Scalar>`):
 /// a limit of zero is meaningful, which `Resources` (where zero amounts vanish) cannot say.
@@ -98,6 +98,111 @@ pub(crate) fn shrink(
         }
     }
     result
+}
+
+impl Allocator {
+    /// Sets quota limits (UPDATE_QUOTA) for each role named, all or nothing: each limit is a
+    /// finite amount of at least zero, and empty limits remove the role's quota.
+    ///
+    /// Returns the outstanding offers to rescind so that each role is back within its new
+    /// limits: those are the offers a lowered limit no longer covers.
+    pub fn update_quota(
+        &mut self,
+        limits: BTreeMap<String, QuotaLimits>,
+    ) -> Result<Vec<OfferRescind>, AllocatorError> {
+        for (role, role_limits) in &limits {
+            validate(role, role_limits)?;
+        }
+        for (role, role_limits) in &limits {
+            let role_idx = self.roles.ensure(role);
+            if role_limits.is_empty() {
+                self.quotas.remove(role);
+                self.roles.set_limits(role_idx, None);
+                continue;
+            }
+            self.quotas.insert(role.clone(), role_limits.clone());
+            let by_name = role_limits
+                .iter()
+                .map(|(name, &limit)| {
+                    let milli = Milli::from_f64(limit).map_or(0, Milli::as_milli);
+                    (self.names.intern(name), milli)
+                })
+                .collect();
+            self.roles.set_limits(role_idx, Some(by_name));
+        }
+        Ok(self.offers_over_quota(limits.keys()))
+    }
+
+    /// Returns the outstanding offers in the subtrees of `roles` to rescind, greedily in agent
+    /// order, until each role's consumption is within its limits again.
+    fn offers_over_quota<'a>(&self, roles: impl Iterator<Item = &'a String>) -> Vec<OfferRescind> {
+        let mut rescinds: Vec<OfferRescind> = Vec::new();
+        let mut chosen: BTreeSet<(usize, FrameworkKey, usize)> = BTreeSet::new();
+        for role in roles {
+            let Some(role_idx) = self.roles.get(role) else {
+                continue;
+            };
+            let node = self.roles.node(role_idx);
+            let Some(limits) = node.limits.clone() else {
+                continue;
+            };
+            let mut excess = node.consumed();
+            for (agent_idx, framework_id, held_role) in &chosen {
+                if self.is_in_subtree(*held_role, role_idx) {
+                    let held = self.offered_unreserved(*agent_idx, framework_id, *held_role);
+                    excess.sub(&held);
+                }
+            }
+            let over =
+                |excess: &Quantities| limits.iter().any(|&(idx, limit)| excess.get(idx) > limit);
+            for (agent_idx, agent) in self.agents.iter().enumerate() {
+                let Some(agent) = agent else { continue };
+                for ((framework_id, held_role), holding) in agent.holdings.iter() {
+                    if !over(&excess) {
+                        break;
+                    }
+                    let key = (agent_idx, framework_id.clone(), *held_role);
+                    if holding.nothing_offered()
+                        || !self.is_in_subtree(*held_role, role_idx)
+                        || chosen.contains(&key)
+                    {
+                        continue;
+                    }
+                    excess.sub(&self.offered_unreserved(agent_idx, framework_id, *held_role));
+                    chosen.insert(key);
+                    rescinds.push(OfferRescind {
+                        framework_id: (**framework_id).clone(),
+                        agent_id: agent.id.clone(),
+                        role: self.roles.node(*held_role).name.to_string(),
+                        resources: holding.offered(),
+                    });
+                }
+            }
+        }
+        rescinds
+    }
+
+    fn is_in_subtree(&self, role_idx: usize, ancestor_idx: usize) -> bool {
+        role_idx == ancestor_idx
+            || self
+                .roles
+                .ancestors(role_idx)
+                .any(|idx| idx == ancestor_idx)
+    }
+
+    /// Returns the unreserved scalars offered to `framework_id` in `role_idx` on the agent.
+    fn offered_unreserved(
+        &self,
+        agent_idx: usize,
+        framework_id: &FrameworkKey,
+        role_idx: usize,
+    ) -> Quantities {
+        self.agents[agent_idx]
+            .as_ref()
+            .and_then(|agent| agent.holdings.get(&(framework_id.clone(), role_idx)))
+            .map(|holding| self.names.quantities(&holding.offered().unreserved()))
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

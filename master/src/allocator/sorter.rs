@@ -14,9 +14,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::Arc;
+
 use strata_protocol::FrameworkId;
 use strata_protocol::resources::role_ancestors;
 
+use super::FrameworkKey;
 use super::quantities::{Quantities, ScalarNames};
 
 /// The index of the tree's root, which stands for no role and holds the top-level roles.
@@ -35,15 +38,50 @@ fn share_key(share: f64) -> ShareKey {
     share.max(0.0).to_bits()
 }
 
+/// What a change to a holding does: whether it concerns what is offered or what is used, and
+/// whether it adds or removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) offered: bool,
+    pub(crate) add: bool,
+}
+
+impl Change {
+    pub(crate) const ADD_OFFERED: Change = Change {
+        offered: true,
+        add: true,
+    };
+    pub(crate) const REMOVE_OFFERED: Change = Change {
+        offered: true,
+        add: false,
+    };
+    pub(crate) const ADD_USED: Change = Change {
+        offered: false,
+        add: true,
+    };
+    pub(crate) const REMOVE_USED: Change = Change {
+        offered: false,
+        add: false,
+    };
+}
+
+/// The scalars a change moves: all of them, and the unreserved part that quota counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scalars<'a> {
+    pub(crate) all: &'a Quantities,
+    pub(crate) unreserved: &'a Quantities,
+}
+
 /// One role of the tree, with its accounting and its framework order.
 #[derive(Debug, Clone)]
 pub(crate) struct RoleNode {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     parent: usize,
     pub(crate) weight: f64,
-    /// Offered and used scalars allocated to exactly this role.
+    /// Offered and used scalars allocated to exactly this role, and their sum.
     pub(crate) own_offered: Quantities,
     pub(crate) own_used: Quantities,
+    own_held: Quantities,
     /// Offered plus used scalars of the subtree: what the role's share measures.
     pub(crate) subtree_held: Quantities,
     /// Unreserved offered plus used scalars of the subtree, one half of quota consumption.
@@ -58,22 +96,23 @@ pub(crate) struct RoleNode {
     key_in_parent: ShareKey,
     /// The key of this node's own ("self") entry in its child set.
     self_key: ShareKey,
-    children: BTreeSet<(ShareKey, String, usize)>,
+    children: BTreeSet<(ShareKey, Arc<str>, usize)>,
     /// Frameworks that may be offered resources in this role, in DRF order.
-    frameworks: BTreeSet<(ShareKey, FrameworkId)>,
-    framework_keys: BTreeMap<FrameworkId, ShareKey>,
+    frameworks: BTreeSet<(ShareKey, FrameworkKey)>,
+    framework_keys: BTreeMap<FrameworkKey, ShareKey>,
     /// Offered plus used scalars per framework in this role (eligible or not).
-    pub(crate) framework_held: BTreeMap<FrameworkId, Quantities>,
+    pub(crate) framework_held: BTreeMap<FrameworkKey, Quantities>,
 }
 
 impl RoleNode {
-    fn new(name: String, parent: usize, weight: f64) -> RoleNode {
+    fn new(name: Arc<str>, parent: usize, weight: f64) -> RoleNode {
         RoleNode {
             name,
             parent,
             weight,
             own_offered: Quantities::default(),
             own_used: Quantities::default(),
+            own_held: Quantities::default(),
             subtree_held: Quantities::default(),
             subtree_unreserved_held: Quantities::default(),
             subtree_reserved: Quantities::default(),
@@ -89,7 +128,7 @@ impl RoleNode {
     }
 
     /// Returns the frameworks that may be offered resources in this role, lowest share first.
-    pub(crate) fn framework_order(&self) -> impl Iterator<Item = &FrameworkId> {
+    pub(crate) fn framework_order(&self) -> impl Iterator<Item = &FrameworkKey> {
         self.frameworks.iter().map(|(_, framework_id)| framework_id)
     }
 
@@ -121,7 +160,7 @@ pub(crate) struct RoleTree {
 impl Default for RoleTree {
     fn default() -> Self {
         RoleTree {
-            nodes: vec![RoleNode::new(String::new(), ROOT, DEFAULT_WEIGHT)],
+            nodes: vec![RoleNode::new(Arc::from(""), ROOT, DEFAULT_WEIGHT)],
             index: BTreeMap::new(),
             weights: BTreeMap::new(),
             dirty: false,
@@ -162,14 +201,13 @@ impl RoleTree {
         };
         let idx = self.nodes.len();
         let weight = self.weights.get(role).copied().unwrap_or(DEFAULT_WEIGHT);
-        let node = RoleNode::new(role.to_owned(), parent, weight);
+        let name: Arc<str> = Arc::from(role);
+        let node = RoleNode::new(name.clone(), parent, weight);
         self.nodes[parent]
             .children
-            .insert((node.key_in_parent, node.name.clone(), idx));
+            .insert((node.key_in_parent, name.clone(), idx));
         self.nodes.push(node);
-        self.nodes[idx]
-            .children
-            .insert((share_key(0.0), role.to_owned(), idx));
+        self.nodes[idx].children.insert((share_key(0.0), name, idx));
         self.index.insert(role.to_owned(), idx);
         // A new node has no holdings yet, but its ancestors' keys may be stale if the tree is
         // dirty; either way the next run rebuilds what it needs.
@@ -209,7 +247,7 @@ impl RoleTree {
     pub(crate) fn set_eligible(
         &mut self,
         role_idx: usize,
-        framework_id: &FrameworkId,
+        framework_id: &FrameworkKey,
         eligible: bool,
         names: &ScalarNames,
         total: &Quantities,
@@ -228,54 +266,55 @@ impl RoleTree {
         self.order = None;
     }
 
-    /// Records that `framework_id` now holds `delta` more (or, with `add == false`, less) in
-    /// `role_idx`: `unreserved` is its unreserved part and `offered` says whether it is offered
-    /// or used. Re-keys the framework in its role and the role's path to the root.
-    #[allow(clippy::too_many_arguments)]
+    /// Records that `framework_id` now holds `scalars` more or less in `role_idx`, as
+    /// offered or used, as `change` says. Re-keys the framework in its role and the role's
+    /// path to the root.
     pub(crate) fn track(
         &mut self,
         role_idx: usize,
-        framework_id: &FrameworkId,
-        delta: &Quantities,
-        unreserved: &Quantities,
-        offered: bool,
-        add: bool,
+        framework_id: &FrameworkKey,
+        scalars: Scalars<'_>,
+        change: Change,
         names: &ScalarNames,
         total: &Quantities,
     ) {
         let apply = |target: &mut Quantities, delta: &Quantities| {
-            if add {
+            if change.add {
                 target.add(delta)
             } else {
                 target.sub(delta)
             }
         };
+        let (delta, unreserved) = (scalars.all, scalars.unreserved);
         let node = &mut self.nodes[role_idx];
         apply(
-            if offered {
+            if change.offered {
                 &mut node.own_offered
             } else {
                 &mut node.own_used
             },
             delta,
         );
+        apply(&mut node.own_held, delta);
         let held = node.framework_held.entry(framework_id.clone()).or_default();
         apply(held, delta);
         if held.is_zero() {
             node.framework_held.remove(framework_id);
         }
-        let path: Vec<usize> = std::iter::once(role_idx)
-            .chain(self.ancestors(role_idx))
-            .collect();
-        for &idx in &path {
-            apply(&mut self.nodes[idx].subtree_held, delta);
-            apply(&mut self.nodes[idx].subtree_unreserved_held, unreserved);
-            debug_assert!(self.nodes[idx].subtree_held.is_non_negative());
+        let mut idx = role_idx;
+        while idx != ROOT {
+            let node = &mut self.nodes[idx];
+            apply(&mut node.subtree_held, delta);
+            apply(&mut node.subtree_unreserved_held, unreserved);
+            debug_assert!(node.subtree_held.is_non_negative());
+            idx = node.parent;
         }
         if !self.dirty {
             self.rekey_framework(role_idx, framework_id, names, total);
-            for idx in path {
+            let mut idx = role_idx;
+            while idx != ROOT {
                 self.rekey_role(idx, names, total);
+                idx = self.nodes[idx].parent;
             }
         }
     }
@@ -288,16 +327,15 @@ impl RoleTree {
         } else {
             node.own_reserved.sub(reserved);
         }
-        let path: Vec<usize> = std::iter::once(role_idx)
-            .chain(self.ancestors(role_idx))
-            .collect();
-        for idx in path {
-            let subtree = &mut self.nodes[idx].subtree_reserved;
+        let mut idx = role_idx;
+        while idx != ROOT {
+            let node = &mut self.nodes[idx];
             if add {
-                subtree.add(reserved);
+                node.subtree_reserved.add(reserved);
             } else {
-                subtree.sub(reserved);
+                node.subtree_reserved.sub(reserved);
             }
+            idx = node.parent;
         }
     }
 
@@ -309,7 +347,7 @@ impl RoleTree {
     fn rekey_framework(
         &mut self,
         role_idx: usize,
-        framework_id: &FrameworkId,
+        framework_id: &FrameworkKey,
         names: &ScalarNames,
         total: &Quantities,
     ) {
@@ -334,9 +372,7 @@ impl RoleTree {
         let node = &self.nodes[role_idx];
         let weight = node.weight;
         let subtree_key = share_key(names.dominant_share(&node.subtree_held, total) / weight);
-        let mut own_held = node.own_offered.clone();
-        own_held.add(&node.own_used);
-        let self_key = share_key(names.dominant_share(&own_held, total) / weight);
+        let self_key = share_key(names.dominant_share(&node.own_held, total) / weight);
         let (old_subtree_key, old_self_key, parent) =
             (node.key_in_parent, node.self_key, node.parent);
         let name = node.name.clone();
@@ -365,7 +401,7 @@ impl RoleTree {
         self.dirty = false;
         for idx in 1..self.nodes.len() {
             self.rekey_role(idx, names, total);
-            let frameworks: Vec<FrameworkId> =
+            let frameworks: Vec<FrameworkKey> =
                 self.nodes[idx].framework_keys.keys().cloned().collect();
             for framework_id in frameworks {
                 self.rekey_framework(idx, &framework_id, names, total);
@@ -426,10 +462,7 @@ mod tests {
     fn ensure_adds_ancestors_and_ancestors_walk_up() {
         let tree = tree_with(&["a/b/c"]);
         let c = tree.get("a/b/c").unwrap();
-        let names: Vec<&str> = tree
-            .ancestors(c)
-            .map(|idx| tree.node(idx).name.as_str())
-            .collect();
+        let names: Vec<&str> = tree.ancestors(c).map(|idx| &*tree.node(idx).name).collect();
         assert_eq!(names, ["a/b", "a"]);
     }
 
@@ -438,7 +471,7 @@ mod tests {
         let mut tree = tree_with(&["b", "a/x", "a"]);
         let names = ScalarNames::default();
         let total = Quantities::default();
-        let framework_id = FrameworkId::new("f").unwrap();
+        let framework_id = Arc::new(FrameworkId::new("f").unwrap());
         for role in ["b", "a/x", "a"] {
             let idx = tree.get(role).unwrap();
             tree.set_eligible(idx, &framework_id, true, &names, &total);
@@ -447,7 +480,7 @@ mod tests {
             .order()
             .to_vec()
             .into_iter()
-            .map(|idx| tree.node(idx).name.as_str())
+            .map(|idx| &*tree.node(idx).name)
             .collect();
         // All shares are zero, so names break ties: `a` (self) sorts before `a/x`.
         assert_eq!(order, ["a", "a/x", "b"]);

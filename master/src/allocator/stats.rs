@@ -65,7 +65,7 @@ impl Allocator {
             .frameworks
             .iter()
             .filter(|(_, framework)| framework.registered && framework.roles.contains(role))
-            .map(|(id, framework)| (id, framework.suppressed.contains(role)))
+            .map(|(id, framework)| (&**id, framework.suppressed.contains(role)))
             .collect();
         RoleStats {
             role: role.to_owned(),
@@ -126,11 +126,14 @@ impl Allocator {
         let holdings = agent
             .holdings
             .iter()
-            .map(|((framework_id, role_idx), holding)| HoldingView {
-                framework_id: framework_id.clone(),
-                role: self.roles.node(*role_idx).name.clone(),
-                offered: holding.offered.clone(),
-                used: holding.used.clone(),
+            .map(|((framework_id, role_idx), holding)| {
+                let role = &self.roles.node(*role_idx).name;
+                HoldingView {
+                    framework_id: (**framework_id).clone(),
+                    role: role.to_string(),
+                    offered: holding.offered(),
+                    used: holding.used.clone(),
+                }
             })
             .collect();
         Some(AgentView {
@@ -167,8 +170,8 @@ impl Allocator {
             if self.offerable.contains(&agent_idx) != offerable {
                 return Err(format!("agent {}: offerable set is stale", agent.id));
             }
-            for ((_, role_idx), holding) in &agent.holdings {
-                let held = self.names.quantities(&(&holding.offered + &holding.used));
+            for ((_, role_idx), holding) in agent.holdings.iter() {
+                let held = self.names.quantities(&(holding.offered() + &holding.used));
                 own_held.entry(*role_idx).or_default().add(&held);
             }
         }
