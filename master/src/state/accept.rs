@@ -49,7 +49,7 @@ impl MasterState {
         };
         let mut remaining = Resources::new();
         for offer in &taken {
-            remaining += &offer.resources;
+            remaining += &*offer.resources;
         }
         self.counters.offers_accepted += taken.len() as u64;
         for operation in accept.operations {

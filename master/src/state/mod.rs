@@ -245,7 +245,8 @@ struct OfferEntry {
     framework_id: FrameworkId,
     agent_id: AgentId,
     role: String,
-    resources: Resources,
+    /// Shared with the allocator's record of the offer, so it is not copied.
+    resources: std::sync::Arc<Resources>,
     expires: Option<Duration>,
 }
 

@@ -160,7 +160,7 @@ impl MasterState {
                     .values()
                     .filter(|offer| offer.agent_id == agent.id)
                 {
-                    offered += &offer.resources;
+                    offered += &*offer.resources;
                 }
                 let mut used = Resources::new();
                 for (framework_id, task_id) in &agent.tasks {
@@ -309,7 +309,7 @@ impl MasterState {
                 .values()
                 .filter(|offer| offer.agent_id == agent.id)
             {
-                held += &offer.resources;
+                held += &*offer.resources;
             }
             for (framework_id, task_id) in &agent.tasks {
                 if let Some(entry) = self
