@@ -41,11 +41,29 @@ fn options(flags: &MasterFlags) -> MasterOptions {
         ("ip".into(), flags.ip.to_string()),
         ("port".into(), flags.port.to_string()),
         ("work_dir".into(), flags.work_dir.display().to_string()),
-        ("agent_ping_timeout".into(), format!("{:?}", flags.agent_ping_timeout)),
-        ("max_agent_ping_timeouts".into(), flags.max_agent_ping_timeouts.to_string()),
-        ("allocation_interval".into(), format!("{:?}", flags.allocation_interval)),
-        ("offer_timeout".into(), flags.offer_timeout.map(|t| format!("{t:?}")).unwrap_or_default()),
-        ("max_completed_frameworks".into(), flags.max_completed_frameworks.to_string()),
+        (
+            "agent_ping_timeout".into(),
+            format!("{:?}", flags.agent_ping_timeout),
+        ),
+        (
+            "max_agent_ping_timeouts".into(),
+            flags.max_agent_ping_timeouts.to_string(),
+        ),
+        (
+            "allocation_interval".into(),
+            format!("{:?}", flags.allocation_interval),
+        ),
+        (
+            "offer_timeout".into(),
+            flags
+                .offer_timeout
+                .map(|t| format!("{t:?}"))
+                .unwrap_or_default(),
+        ),
+        (
+            "max_completed_frameworks".into(),
+            flags.max_completed_frameworks.to_string(),
+        ),
         (
             "max_completed_tasks_per_framework".into(),
             flags.max_completed_tasks_per_framework.to_string(),

@@ -154,14 +154,14 @@ async fn framework_launches_a_task_on_an_agent_and_the_operator_sees_it() {
     // The agent registers and gets its ID.
     let mut agent = Peer::start(PeerRole::Agent, "agent", "agent.test", &master.pid);
     let agent_info = json!({"hostname": "agent.test", "resources": Resources::parse("cpus:2;mem:1024;ports:[31000-31009]", "*").unwrap().to_wire()});
-    agent.send(Body::Internal(Message::RegisterAgent(
+    agent.send(Body::Internal(Message::RegisterAgent(Box::new(
         internal::RegisterAgent {
             agent_info: serde_json::from_value(agent_info).unwrap(),
             checkpointed_resources: vec![],
             version: "test".into(),
             capabilities: vec![],
         },
-    )));
+    ))));
     let agent_id = agent
         .expect("AgentRegistered", |body| match body {
             Body::Internal(Message::AgentRegistered(registered)) => Some(registered.agent_id),
@@ -180,7 +180,7 @@ async fn framework_launches_a_task_on_an_agent_and_the_operator_sees_it() {
         serde_json::from_value(json!({"framework_info": {"user": "root", "name": "e2e"}})).unwrap();
     framework.send(Body::SchedulerCall(Call {
         framework_id: None,
-        body: CallBody::Subscribe(subscribe),
+        body: CallBody::Subscribe(Box::new(subscribe)),
     }));
     let framework_id = framework
         .expect("SUBSCRIBED", |body| match body {
@@ -216,7 +216,7 @@ async fn framework_launches_a_task_on_an_agent_and_the_operator_sees_it() {
     let uuid = Bytes::new(vec![7; 16]);
     let mut status = TaskStatus::new(run.task.task_id.clone(), TaskState::Running);
     status.uuid = Some(uuid.clone());
-    agent.send(Body::Internal(Message::StatusUpdate(
+    agent.send(Body::Internal(Message::StatusUpdate(Box::new(
         internal::StatusUpdate {
             framework_id: framework_id.clone(),
             agent_id: agent_id.clone(),
@@ -226,7 +226,7 @@ async fn framework_launches_a_task_on_an_agent_and_the_operator_sees_it() {
             uuid: uuid.clone(),
             latest_state: None,
         },
-    )));
+    ))));
     let update = framework
         .expect("UPDATE", |body| match body {
             Body::SchedulerEvent(Event::Update(update)) => Some(update.status),

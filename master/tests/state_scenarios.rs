@@ -828,7 +828,7 @@ fn agent_that_misses_five_pings_becomes_unreachable_and_comes_back() {
             version: "test".into(),
             capabilities: vec![],
         };
-        h.agent_message(&agent_pid(1), Message::ReregisterAgent(reregister));
+        h.agent_message(&agent_pid(1), reregister.into());
         let updates = h.take_updates(&conn);
         assert_eq!(updates.len(), 1);
         assert_eq!(updates[0].state, TaskState::Running);
@@ -891,7 +891,7 @@ fn mark_agent_gone_ends_tasks_and_refuses_the_agent() {
         version: "test".into(),
         capabilities: vec![],
     };
-    h.agent_message(&agent_pid(1), Message::ReregisterAgent(reregister));
+    h.agent_message(&agent_pid(1), reregister.into());
     let messages = h.take_agent_messages(&agent_pid(1));
     assert!(
         matches!(messages.as_slice(), [Message::ShutdownAgent(s)] if s.message.contains("gone"))

@@ -214,6 +214,18 @@ mod tests {
         }
     }
 
+    /// Envelopes move by value through link queues and actor mailboxes, so their size is a
+    /// per-message cost; large payloads are boxed to keep it small. This fails if a new large
+    /// variant is added unboxed.
+    #[test]
+    fn envelope_stays_small() {
+        let size = std::mem::size_of::<Envelope>();
+        assert!(
+            size <= 256,
+            "Envelope is {size} bytes; box the large payload that grew it"
+        );
+    }
+
     #[test]
     fn pid_serialises_as_string() {
         let pid: Pid = "scheduler(1)@127.0.0.1:40000".parse().unwrap();

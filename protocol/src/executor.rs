@@ -29,10 +29,10 @@ pub struct Call {
 pub enum CallBody {
     /// Opens the event stream; after an agent restart, also hands back what the executor still
     /// holds unacknowledged.
-    Subscribe(Subscribe),
+    Subscribe(Box<Subscribe>),
     /// A task status update; the agent acknowledges it with ACKNOWLEDGED and the executor
     /// resends it until then.
-    Update(Update),
+    Update(Box<Update>),
     /// Opaque data for the framework's scheduler.
     Message(Message),
     Heartbeat,
@@ -105,13 +105,18 @@ impl TryFrom<CallWire> for Call {
             .call_type
             .ok_or(UnionError::MissingType { kind: KIND })?;
         let body = match call_type.as_str() {
-            "SUBSCRIBE" => CallBody::Subscribe(union_payload(
+            "SUBSCRIBE" => CallBody::Subscribe(Box::new(union_payload(
                 wire.subscribe,
                 NOUN,
                 "SUBSCRIBE",
                 "subscribe",
-            )?),
-            "UPDATE" => CallBody::Update(union_payload(wire.update, NOUN, "UPDATE", "update")?),
+            )?)),
+            "UPDATE" => CallBody::Update(Box::new(union_payload(
+                wire.update,
+                NOUN,
+                "UPDATE",
+                "update",
+            )?)),
             "MESSAGE" => {
                 CallBody::Message(union_payload(wire.message, NOUN, "MESSAGE", "message")?)
             }
@@ -163,11 +168,11 @@ impl<'de> Deserialize<'de> for Call {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The first event of every subscription.
-    Subscribed(Subscribed),
+    Subscribed(Box<Subscribed>),
     /// Run one task.
-    Launch(Launch),
+    Launch(Box<Launch>),
     /// Run a group of tasks together.
-    LaunchGroup(LaunchGroup),
+    LaunchGroup(Box<LaunchGroup>),
     Kill(Kill),
     /// The framework acknowledged an update; the executor stops resending it.
     Acknowledged(Acknowledged),
@@ -269,19 +274,24 @@ impl TryFrom<EventWire> for Event {
             .event_type
             .ok_or(UnionError::MissingType { kind: KIND })?;
         let event = match event_type.as_str() {
-            "SUBSCRIBED" => Event::Subscribed(union_payload(
+            "SUBSCRIBED" => Event::Subscribed(Box::new(union_payload(
                 wire.subscribed,
                 NOUN,
                 "SUBSCRIBED",
                 "subscribed",
-            )?),
-            "LAUNCH" => Event::Launch(union_payload(wire.launch, NOUN, "LAUNCH", "launch")?),
-            "LAUNCH_GROUP" => Event::LaunchGroup(union_payload(
+            )?)),
+            "LAUNCH" => Event::Launch(Box::new(union_payload(
+                wire.launch,
+                NOUN,
+                "LAUNCH",
+                "launch",
+            )?)),
+            "LAUNCH_GROUP" => Event::LaunchGroup(Box::new(union_payload(
                 wire.launch_group,
                 NOUN,
                 "LAUNCH_GROUP",
                 "launch_group",
-            )?),
+            )?)),
             "KILL" => Event::Kill(union_payload(wire.kill, NOUN, "KILL", "kill")?),
             "ACKNOWLEDGED" => Event::Acknowledged(union_payload(
                 wire.acknowledged,

@@ -245,19 +245,22 @@ pub struct DrainAgent {
 }
 
 /// Every internal message.
+///
+/// Large payloads are boxed so that an envelope stays small: envelopes move through queues
+/// and mailboxes by value, and the biggest variant sets the size of every one of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
     Ping(Ping),
     Pong(Pong),
-    RegisterAgent(RegisterAgent),
-    ReregisterAgent(ReregisterAgent),
+    RegisterAgent(Box<RegisterAgent>),
+    ReregisterAgent(Box<ReregisterAgent>),
     AgentRegistered(AgentRegistered),
     AgentReregistered(AgentReregistered),
     UnregisterAgent(UnregisterAgent),
-    RunTask(RunTask),
-    RunTaskGroup(RunTaskGroup),
+    RunTask(Box<RunTask>),
+    RunTaskGroup(Box<RunTaskGroup>),
     KillTask(KillTask),
-    StatusUpdate(StatusUpdate),
+    StatusUpdate(Box<StatusUpdate>),
     StatusUpdateAcknowledgement(StatusUpdateAcknowledgement),
     ShutdownAgent(ShutdownAgent),
     ShutdownFramework(ShutdownFramework),
@@ -265,9 +268,9 @@ pub enum Message {
     FrameworkToExecutor(FrameworkToExecutor),
     ExecutorToFramework(ExecutorToFramework),
     ExitedExecutor(ExitedExecutor),
-    UpdateFramework(UpdateFramework),
+    UpdateFramework(Box<UpdateFramework>),
     CheckpointResources(CheckpointResources),
-    ReconcileTasks(ReconcileTasks),
+    ReconcileTasks(Box<ReconcileTasks>),
     DrainAgent(DrainAgent),
 }
 
@@ -306,7 +309,7 @@ macro_rules! message_from {
         $(
             impl From<$variant> for Message {
                 fn from(message: $variant) -> Self {
-                    Message::$variant(message)
+                    Message::$variant(message.into())
                 }
             }
         )*

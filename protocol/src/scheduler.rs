@@ -47,7 +47,7 @@ impl Call {
 pub enum CallBody {
     /// Registers the framework, or re-registers it when `framework_info.id` is set, and opens the
     /// event stream.
-    Subscribe(Subscribe),
+    Subscribe(Box<Subscribe>),
     /// Removes the framework, killing its tasks and executors.
     Teardown,
     Accept(Accept),
@@ -60,7 +60,7 @@ pub enum CallBody {
     Message(Message),
     Request(Request),
     Suppress(Suppress),
-    UpdateFramework(UpdateFramework),
+    UpdateFramework(Box<UpdateFramework>),
 }
 
 impl CallBody {
@@ -329,12 +329,12 @@ impl TryFrom<CallWire> for Call {
             .call_type
             .ok_or(UnionError::MissingType { kind: KIND })?;
         let body = match call_type.as_str() {
-            "SUBSCRIBE" => CallBody::Subscribe(union_payload(
+            "SUBSCRIBE" => CallBody::Subscribe(Box::new(union_payload(
                 wire.subscribe,
                 NOUN,
                 "SUBSCRIBE",
                 "subscribe",
-            )?),
+            )?)),
             "TEARDOWN" => CallBody::Teardown,
             "ACCEPT" => CallBody::Accept(union_payload(wire.accept, NOUN, "ACCEPT", "accept")?),
             "DECLINE" => {
@@ -364,12 +364,12 @@ impl TryFrom<CallWire> for Call {
                 CallBody::Request(union_payload(wire.request, NOUN, "REQUEST", "request")?)
             }
             "SUPPRESS" => CallBody::Suppress(wire.suppress.unwrap_or_default()),
-            "UPDATE_FRAMEWORK" => CallBody::UpdateFramework(union_payload(
+            "UPDATE_FRAMEWORK" => CallBody::UpdateFramework(Box::new(union_payload(
                 wire.update_framework,
                 NOUN,
                 "UPDATE_FRAMEWORK",
                 "update_framework",
-            )?),
+            )?)),
             "ACCEPT_INVERSE_OFFERS"
             | "DECLINE_INVERSE_OFFERS"
             | "ACKNOWLEDGE_OPERATION_STATUS"
@@ -441,12 +441,12 @@ impl<'de> Deserialize<'de> for Call {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The first event of every subscription.
-    Subscribed(Subscribed),
+    Subscribed(Box<Subscribed>),
     Offers(Offers),
     /// An offer is withdrawn; accepting it now fails.
     Rescind(Rescind),
     /// A task status update; acknowledge it when its `uuid` is set.
-    Update(Update),
+    Update(Box<Update>),
     Message(Message),
     Failure(Failure),
     /// A fatal error: the subscription is over (for example "Framework failed over").
@@ -549,15 +549,20 @@ impl TryFrom<EventWire> for Event {
             .event_type
             .ok_or(UnionError::MissingType { kind: KIND })?;
         let event = match event_type.as_str() {
-            "SUBSCRIBED" => Event::Subscribed(union_payload(
+            "SUBSCRIBED" => Event::Subscribed(Box::new(union_payload(
                 wire.subscribed,
                 NOUN,
                 "SUBSCRIBED",
                 "subscribed",
-            )?),
+            )?)),
             "OFFERS" => Event::Offers(union_payload(wire.offers, NOUN, "OFFERS", "offers")?),
             "RESCIND" => Event::Rescind(union_payload(wire.rescind, NOUN, "RESCIND", "rescind")?),
-            "UPDATE" => Event::Update(union_payload(wire.update, NOUN, "UPDATE", "update")?),
+            "UPDATE" => Event::Update(Box::new(union_payload(
+                wire.update,
+                NOUN,
+                "UPDATE",
+                "update",
+            )?)),
             "MESSAGE" => Event::Message(union_payload(wire.message, NOUN, "MESSAGE", "message")?),
             "FAILURE" => Event::Failure(union_payload(wire.failure, NOUN, "FAILURE", "failure")?),
             "ERROR" => Event::Error(union_payload(wire.error, NOUN, "ERROR", "error")?),

@@ -916,7 +916,7 @@ fn built_update_event_serialises_in_mesos_form() {
     status.reason = Some(TaskStatusReason::ReasonTaskKilledDuringLaunch);
     status.agent_id = Some(AgentId::new("a-S0").unwrap());
     status.uuid = Some(Bytes::new((0u8..16).collect::<Vec<_>>()));
-    let event = scheduler::Event::Update(scheduler::Update { status });
+    let event = scheduler::Event::Update(Box::new(scheduler::Update { status }));
     expect_test::expect![[r#"
         {
           "type": "UPDATE",

@@ -10,7 +10,15 @@
 //! 1. throughput: `--messages` `Ping`s to `sink`, timed from the first send until the count comes
 //!    back, so every envelope has been encoded, written, read, decoded and handed to the actor;
 //! 2. latency: `--round-trips` sequential `Ping` -> `Pong` exchanges with `echo`, each timed from
-//!    the send to the arrival of the `Pong` in the parent's actor.
+//!    the send to the arrival of the `Pong` in the parent's actor;
+//! 3. the same latency phase again while a third process, at the lowest priority (`nice 19`),
+//!    keeps every core busy.
+//!
+//! Why phase 3: on a virtual machine an idle vCPU halts, and waking it for the next packet costs
+//! the hypervisor tens of microseconds, twice per round trip. A busy-looping process at nice 19
+//! takes no time from the measured processes (they always win the CPU) but keeps the vCPUs from
+//! halting, as the kernel's `idle=poll` would. Phase 2 is what an idle VM gives; phase 3 is the
+//! transport's own cost.
 
 // The benchmark's product is its report on stdout (and the child's address line to the parent).
 #![allow(clippy::print_stdout)]
@@ -55,6 +63,8 @@ struct Args {
 enum Cmd {
     /// Runs the child side: prints its address, serves until stdin closes.
     Serve,
+    /// Busy-loops on every core until killed (run at nice 19 by the parent).
+    Spin,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +78,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.command {
         Some(Cmd::Serve) => serve(),
+        Some(Cmd::Spin) => spin(),
         None => run_parent(&args),
     }
 }
@@ -205,6 +216,35 @@ fn spawn_child() -> anyhow::Result<(Child, SocketAddr)> {
     Ok((child, addr.parse()?))
 }
 
+/// Keeps every core busy at whatever priority the process was started with.
+fn spin() -> anyhow::Result<()> {
+    let n_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for _ in 1..n_cores {
+        std::thread::spawn(|| {
+            loop {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+/// Starts `spin` at the lowest priority; `None` if `nice` is not available.
+fn spawn_spinner() -> Option<Child> {
+    let exe = std::env::current_exe().ok()?;
+    Command::new("nice")
+        .arg("-n")
+        .arg("19")
+        .arg(exe)
+        .arg("spin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()
+}
+
 struct Latencies {
     sorted_ns: Vec<u64>,
 }
@@ -302,14 +342,23 @@ fn run_parent(args: &Args) -> anyhow::Result<()> {
         round_trips(&node, &me, &echo, &mut rx, args.warmup.max(1)).await?;
         let elapsed = throughput(&node, &me, &sink, &mut rx, args.messages).await?;
         let latencies = round_trips(&node, &me, &echo, &mut rx, args.round_trips).await?;
+        let awake = match spawn_spinner() {
+            Some(mut spinner) => {
+                let awake = round_trips(&node, &me, &echo, &mut rx, args.round_trips).await;
+                let _ = spinner.kill();
+                let _ = spinner.wait();
+                Some(awake?)
+            }
+            None => None,
+        };
         let stats = node.stats();
         node.shutdown();
-        anyhow::Ok((elapsed, latencies, stats))
+        anyhow::Ok((elapsed, latencies, awake, stats))
     });
     // Closing its stdin ends the child; wait so that no process outlives the benchmark.
     drop(child.stdin.take());
     let _ = child.wait();
-    let (elapsed, latencies, stats) = result?;
+    let (elapsed, latencies, awake, stats) = result?;
 
     let rate = args.messages as f64 / elapsed.as_secs_f64();
     println!("strata transport benchmark (two processes, loopback, Ping/Pong envelopes)");
@@ -322,27 +371,11 @@ fn run_parent(args: &Args) -> anyhow::Result<()> {
         args.messages,
         elapsed.as_secs_f64() * 1e3
     );
-    println!(
-        "| round trip p50         | {:>9.1} us                             |",
-        latencies.quantile_us(0.50)
-    );
-    println!(
-        "| round trip p99         | {:>9.1} us                             |",
-        latencies.quantile_us(0.99)
-    );
-    println!(
-        "| round trip p99.9       | {:>9.1} us                             |",
-        latencies.quantile_us(0.999)
-    );
-    println!(
-        "| round trip max         | {:>9.1} us                             |",
-        latencies.quantile_us(1.0)
-    );
-    println!(
-        "| round trip mean        | {:>9.1} us ({} round trips)          |",
-        latencies.mean_us(),
-        args.round_trips
-    );
+    print_latencies("round trip", &latencies, args.round_trips);
+    match &awake {
+        Some(awake) => print_latencies("awake vCPUs", awake, args.round_trips),
+        None => println!("| awake vCPUs            | skipped: `nice` is not installed         |"),
+    }
     println!();
     // Other work on the machine skews both figures; say how busy it was.
     if let Ok(loadavg) = std::fs::read_to_string("/proc/loadavg") {
@@ -357,4 +390,19 @@ fn run_parent(args: &Args) -> anyhow::Result<()> {
         stats.connections_outbound
     );
     Ok(())
+}
+
+fn print_latencies(label: &str, latencies: &Latencies, n: u64) {
+    for (name, q) in [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0)] {
+        let row = format!("{label} {name}");
+        println!(
+            "| {row:<22} | {:>9.1} us                             |",
+            latencies.quantile_us(q)
+        );
+    }
+    let row = format!("{label} mean");
+    println!(
+        "| {row:<22} | {:>9.1} us ({n} round trips)          |",
+        latencies.mean_us()
+    );
 }

@@ -208,11 +208,11 @@ impl MasterState {
         let pid = self.agents[&target.agent_id].pid.clone();
         out.push(Effect::Agent {
             pid,
-            message: Message::RunTask(RunTask {
+            message: Message::RunTask(Box::new(RunTask {
                 framework,
                 task,
                 launch_executor,
-            }),
+            })),
         });
     }
 
@@ -288,12 +288,12 @@ impl MasterState {
         };
         out.push(Effect::Agent {
             pid,
-            message: Message::RunTaskGroup(RunTaskGroup {
+            message: Message::RunTaskGroup(Box::new(RunTaskGroup {
                 framework,
                 executor,
                 task_group,
                 launch_executor,
-            }),
+            })),
         });
     }
 

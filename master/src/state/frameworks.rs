@@ -245,11 +245,11 @@ impl MasterState {
         }
         out.push(Effect::Framework {
             conn: conn.clone(),
-            event: Event::Subscribed(Subscribed {
+            event: Event::Subscribed(Box::new(Subscribed {
                 framework_id: framework_id.clone(),
                 heartbeat_interval_seconds: Some(self.config.heartbeat_interval.as_secs_f64()),
                 master_info: Some(self.config.master_info.clone()),
-            }),
+            })),
         });
     }
 
@@ -420,10 +420,10 @@ impl MasterState {
             if let Some(agent) = self.agents.get(&agent_id) {
                 out.push(Effect::Agent {
                     pid: agent.pid.clone(),
-                    message: Message::UpdateFramework(internal::UpdateFramework {
+                    message: Message::UpdateFramework(Box::new(internal::UpdateFramework {
                         framework_id: framework_id.clone(),
                         framework_info: info.clone(),
-                    }),
+                    })),
                 });
             }
         }

@@ -310,7 +310,7 @@ impl MasterState {
     ) -> Result<(), CallError> {
         self.counters.count_call(call.body.type_name());
         if let CallBody::Subscribe(subscribe) = call.body {
-            return self.subscribe(now, conn, call.framework_id, subscribe, out);
+            return self.subscribe(now, conn, call.framework_id, *subscribe, out);
         }
         let framework_id = self.caller(&conn, call.framework_id.as_ref())?;
         match call.body {
@@ -349,7 +349,7 @@ impl MasterState {
             // The built-in allocator ignores requests, as Mesos's does.
             CallBody::Request(_) => Ok(()),
             CallBody::UpdateFramework(update) => {
-                self.update_framework(now, &framework_id, update, out)
+                self.update_framework(now, &framework_id, *update, out)
             }
         }
     }
@@ -364,10 +364,10 @@ impl MasterState {
     ) {
         use internal::Message as M;
         match message {
-            M::RegisterAgent(register) => self.register_agent(now, from, register, out),
-            M::ReregisterAgent(reregister) => self.reregister_agent(now, from, reregister, out),
+            M::RegisterAgent(register) => self.register_agent(now, from, *register, out),
+            M::ReregisterAgent(reregister) => self.reregister_agent(now, from, *reregister, out),
             M::Pong(pong) => self.pong(&from, pong),
-            M::StatusUpdate(update) => self.status_update(now, &from, update, out),
+            M::StatusUpdate(update) => self.status_update(now, &from, *update, out),
             M::ExecutorToFramework(message) => self.executor_message(&from, message, out),
             M::ExitedExecutor(exited) => self.exited_executor(now, &from, exited, out),
             M::UnregisterAgent(unregister) => self.unregister_agent(now, &from, unregister, out),

@@ -38,7 +38,7 @@ impl MasterState {
         status.message = Some(message.to_owned());
         status.agent_id = agent_id.cloned();
         status.timestamp = Some(now.unix);
-        Event::Update(Update { status })
+        Event::Update(Box::new(Update { status }))
     }
 
     pub(super) fn status_update(
@@ -102,7 +102,11 @@ impl MasterState {
             self.recover(now, &framework_id, &agent_id, &resources, None);
         }
         self.counters.valid_status_updates += 1;
-        self.send_to_framework(&framework_id, Event::Update(Update { status }), out);
+        self.send_to_framework(
+            &framework_id,
+            Event::Update(Box::new(Update { status })),
+            out,
+        );
     }
 
     pub(super) fn acknowledge(

@@ -158,7 +158,7 @@ impl Harness {
         };
         let pid = agent_pid(n);
         self.healthy_agents.insert(pid.clone());
-        self.agent_message(&pid, Message::RegisterAgent(register));
+        self.agent_message(&pid, register.into());
         let registered = self
             .take_agent_messages(&pid)
             .into_iter()
@@ -301,7 +301,7 @@ impl Harness {
             uuid: uuid.clone(),
             latest_state: None,
         };
-        self.agent_message(pid, Message::StatusUpdate(update));
+        self.agent_message(pid, update.into());
         uuid
     }
 }

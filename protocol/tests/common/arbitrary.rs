@@ -739,11 +739,11 @@ pub fn arb_scheduler_call() -> BoxedStrategy<scheduler::Call> {
             option::of(arb_offer_constraints())
         )
             .prop_map(|(framework_info, suppressed_roles, offer_constraints)| {
-                CallBody::Subscribe(scheduler::Subscribe {
+                CallBody::Subscribe(Box::new(scheduler::Subscribe {
                     framework_info,
                     suppressed_roles,
                     offer_constraints,
-                })
+                }))
             }),
         Just(CallBody::Teardown),
         (
@@ -814,11 +814,11 @@ pub fn arb_scheduler_call() -> BoxedStrategy<scheduler::Call> {
             option::of(arb_offer_constraints())
         )
             .prop_map(|(framework_info, suppressed_roles, offer_constraints)| {
-                CallBody::UpdateFramework(scheduler::UpdateFramework {
+                CallBody::UpdateFramework(Box::new(scheduler::UpdateFramework {
                     framework_info,
                     suppressed_roles,
                     offer_constraints,
-                })
+                }))
             }),
     ];
     (option::of(arb_framework_id()), body)
@@ -884,15 +884,15 @@ pub fn arb_scheduler_event() -> BoxedStrategy<scheduler::Event> {
             option::of(arb_master_info())
         )
             .prop_map(|(framework_id, heartbeat_interval_seconds, master_info)| {
-                Event::Subscribed(scheduler::Subscribed {
+                Event::Subscribed(Box::new(scheduler::Subscribed {
                     framework_id,
                     heartbeat_interval_seconds,
                     master_info,
-                })
+                }))
             }),
         vec(arb_offer(), 0..3).prop_map(|offers| Event::Offers(scheduler::Offers { offers })),
         arb_offer_id().prop_map(|offer_id| Event::Rescind(scheduler::Rescind { offer_id })),
-        arb_task_status().prop_map(|status| Event::Update(scheduler::Update { status })),
+        arb_task_status().prop_map(|status| Event::Update(Box::new(scheduler::Update { status }))),
         arb_scheduler_message().prop_map(Event::Message),
         (
             option::of(arb_agent_id()),
@@ -923,13 +923,13 @@ pub fn arb_executor_call() -> BoxedStrategy<executor::Call> {
     let body = prop_oneof![
         (vec(arb_task_info(), 0..2), vec(update.clone(), 0..2)).prop_map(
             |(unacknowledged_tasks, unacknowledged_updates)| {
-                CallBody::Subscribe(executor::Subscribe {
+                CallBody::Subscribe(Box::new(executor::Subscribe {
                     unacknowledged_tasks,
                     unacknowledged_updates,
-                })
+                }))
             }
         ),
-        update.prop_map(CallBody::Update),
+        update.prop_map(|update| CallBody::Update(Box::new(update))),
         arb_bytes().prop_map(|data| CallBody::Message(executor::Message { data })),
         Just(CallBody::Heartbeat),
     ];
@@ -954,17 +954,18 @@ pub fn arb_executor_event() -> BoxedStrategy<executor::Event> {
         )
             .prop_map(
                 |(executor_info, framework_info, agent_info, container_id)| {
-                    Event::Subscribed(executor::Subscribed {
+                    Event::Subscribed(Box::new(executor::Subscribed {
                         executor_info,
                         framework_info,
                         agent_info,
                         container_id,
-                    })
+                    }))
                 }
             ),
-        arb_task_info().prop_map(|task| Event::Launch(executor::Launch { task })),
-        arb_task_group()
-            .prop_map(|task_group| Event::LaunchGroup(executor::LaunchGroup { task_group })),
+        arb_task_info().prop_map(|task| Event::Launch(Box::new(executor::Launch { task }))),
+        arb_task_group().prop_map(|task_group| Event::LaunchGroup(Box::new(
+            executor::LaunchGroup { task_group }
+        ))),
         (arb_task_id(), option::of(arb_kill_policy())).prop_map(|(task_id, kill_policy)| {
             Event::Kill(executor::Kill {
                 task_id,
@@ -1036,12 +1037,12 @@ pub fn arb_internal() -> BoxedStrategy<internal::Message> {
         )
             .prop_map(
                 |(agent_info, checkpointed_resources, version, capabilities)| {
-                    Message::RegisterAgent(internal::RegisterAgent {
+                    Message::RegisterAgent(Box::new(internal::RegisterAgent {
                         agent_info,
                         checkpointed_resources,
                         version,
                         capabilities,
-                    })
+                    }))
                 }
             ),
         (
@@ -1059,7 +1060,7 @@ pub fn arb_internal() -> BoxedStrategy<internal::Message> {
                     frameworks,
                     (version, capabilities),
                 )| {
-                    Message::ReregisterAgent(internal::ReregisterAgent {
+                    Message::ReregisterAgent(Box::new(internal::ReregisterAgent {
                         agent_info,
                         checkpointed_resources,
                         executor_infos,
@@ -1067,7 +1068,7 @@ pub fn arb_internal() -> BoxedStrategy<internal::Message> {
                         frameworks,
                         version,
                         capabilities,
-                    })
+                    }))
                 }
             ),
         (arb_agent_id(), arb_connection()).prop_map(|(agent_id, connection)| {
@@ -1093,11 +1094,11 @@ pub fn arb_internal() -> BoxedStrategy<internal::Message> {
         }),
         (arb_framework_info(), arb_task_info(), any::<bool>()).prop_map(
             |(framework, task, launch_executor)| {
-                Message::RunTask(internal::RunTask {
+                Message::RunTask(Box::new(internal::RunTask {
                     framework,
                     task,
                     launch_executor,
-                })
+                }))
             }
         ),
         (
@@ -1107,12 +1108,12 @@ pub fn arb_internal() -> BoxedStrategy<internal::Message> {
             any::<bool>()
         )
             .prop_map(|(framework, executor, task_group, launch_executor)| {
-                Message::RunTaskGroup(internal::RunTaskGroup {
+                Message::RunTaskGroup(Box::new(internal::RunTaskGroup {
                     framework,
                     executor,
                     task_group,
                     launch_executor,
-                })
+                }))
             }),
         (
             arb_framework_id(),
@@ -1142,7 +1143,7 @@ pub fn arb_internal() -> BoxedStrategy<internal::Message> {
                     (timestamp, uuid, latest_state),
                 )| {
                     status.uuid = Some(uuid.clone());
-                    Message::StatusUpdate(internal::StatusUpdate {
+                    Message::StatusUpdate(Box::new(internal::StatusUpdate {
                         framework_id,
                         agent_id,
                         executor_id,
@@ -1150,7 +1151,7 @@ pub fn arb_internal() -> BoxedStrategy<internal::Message> {
                         timestamp,
                         uuid,
                         latest_state,
-                    })
+                    }))
                 }
             ),
         (
@@ -1220,15 +1221,15 @@ pub fn arb_internal() -> BoxedStrategy<internal::Message> {
                 })
             }),
         (arb_framework_id(), arb_framework_info()).prop_map(|(framework_id, framework_info)| {
-            Message::UpdateFramework(internal::UpdateFramework {
+            Message::UpdateFramework(Box::new(internal::UpdateFramework {
                 framework_id,
                 framework_info,
-            })
+            }))
         }),
         arb_resources().prop_map(|resources| {
             Message::CheckpointResources(internal::CheckpointResources { resources })
         }),
-        arb_reconcile_tasks().prop_map(Message::ReconcileTasks),
+        arb_reconcile_tasks().prop_map(Message::from),
         (option::of(arb_duration()), option::of(any::<bool>())).prop_map(
             |(max_grace_period, mark_gone)| {
                 Message::DrainAgent(internal::DrainAgent {
