@@ -1001,3 +1001,154 @@ fn heartbeats_arrive_every_fifteen_seconds() {
         .count();
     assert_eq!(heartbeats, 4);
 }
+
+fn reserved_cpus(role: &str, amount: f64) -> serde_json::Value {
+    json!([{
+        "name": "cpus", "type": "SCALAR", "scalar": {"value": amount},
+        "reservations": [{"type": "DYNAMIC", "role": role, "principal": "ops"}],
+    }])
+}
+
+fn accept_operations(
+    h: &mut Harness,
+    conn: &strata_master::state::FrameworkConn,
+    framework_id: &strata_protocol::FrameworkId,
+    offer: &strata_protocol::mesos::Offer,
+    operations: serde_json::Value,
+) {
+    let accept = json!({"offer_ids": [offer.id], "operations": operations, "filters": {"refuse_seconds": 0.0}});
+    h.call(
+        conn,
+        Some(framework_id),
+        CallBody::Accept(serde_json::from_value(accept).unwrap()),
+    )
+    .unwrap();
+}
+
+#[test]
+fn reserve_then_unreserve_in_accepts_changes_what_is_offered() {
+    let mut h = Harness::new();
+    let agent_id = h.register_agent(1, AGENT);
+    let conn = scheduler_conn(1);
+    let framework_id = h.subscribe(&conn, json!({"role": "web", "principal": "ops"}));
+    let offer = h.offers_now(&conn).remove(0);
+
+    accept_operations(
+        &mut h,
+        &conn,
+        &framework_id,
+        &offer,
+        json!([{"type": "RESERVE", "reserve": {"resources": reserved_cpus("web", 1.0)}}]),
+    );
+    let messages = h.take_agent_messages(&agent_pid(1));
+    let Some(Message::CheckpointResources(checkpoint)) = messages.first() else {
+        panic!("{messages:?}")
+    };
+    assert_eq!(
+        checkpoint.resources.len(),
+        1,
+        "the agent checkpoints its one reservation"
+    );
+    let offer = h.offers_now(&conn).remove(0);
+    let offered = Resources::from_resources(offer.resources.iter().cloned()).unwrap();
+    assert_eq!(offered.reserved("web").cpus(), Some(1.0));
+    assert_eq!(offered.unreserved().cpus(), Some(1.0));
+    assert_eq!(h.state.agents()[0].total.reserved("web").cpus(), Some(1.0));
+
+    accept_operations(
+        &mut h,
+        &conn,
+        &framework_id,
+        &offer,
+        json!([{"type": "UNRESERVE", "unreserve": {"resources": reserved_cpus("web", 1.0)}}]),
+    );
+    let offer = h.offers_now(&conn).remove(0);
+    let offered = Resources::from_resources(offer.resources.iter().cloned()).unwrap();
+    assert!(offered.reserved("web").is_empty(), "{offered}");
+    assert_eq!(offered.cpus(), Some(2.0));
+    let _ = agent_id;
+}
+
+#[test]
+fn reserve_for_another_role_is_dropped_and_changes_nothing() {
+    let mut h = Harness::new();
+    h.register_agent(1, AGENT);
+    let conn = scheduler_conn(1);
+    let framework_id = h.subscribe(&conn, json!({"role": "web"}));
+    let offer = h.offers_now(&conn).remove(0);
+    accept_operations(
+        &mut h,
+        &conn,
+        &framework_id,
+        &offer,
+        json!([{"type": "RESERVE", "reserve": {"resources": reserved_cpus("db", 1.0)}}]),
+    );
+    assert!(
+        h.take_agent_messages(&agent_pid(1)).is_empty(),
+        "nothing to checkpoint"
+    );
+    let offer = h.offers_now(&conn).remove(0);
+    assert_eq!(resources_of(&offer), Resources::parse(AGENT, "*").unwrap());
+}
+
+#[test]
+fn operator_reservation_is_offered_only_to_its_role() {
+    let mut h = Harness::new();
+    let agent_id = h.register_agent(1, "cpus:2;mem:1024");
+    let web = scheduler_conn(1);
+    let other = scheduler_conn(2);
+    h.subscribe(&web, json!({"role": "web"}));
+    h.subscribe(&other, json!({"role": "batch"}));
+    h.offers_now(&web);
+    h.offers_now(&other);
+    let now = h.now();
+    let resources = serde_json::from_value(reserved_cpus("web", 1.0)).unwrap();
+    h.state
+        .operator_convert(
+            now,
+            &agent_id,
+            strata_master::state::ConversionDirection::Reserve,
+            resources,
+            &mut h.effects,
+        )
+        .unwrap();
+    // Every offer of the agent was rescinded so the reservation could be made.
+    h.take_rescinds(&web);
+    h.take_rescinds(&other);
+    for _ in 0..3 {
+        h.advance(Duration::from_secs(6));
+        for offer in h.take_offers(&other) {
+            let offered = Resources::from_resources(offer.resources.iter().cloned()).unwrap();
+            assert!(
+                offered.reserved("web").is_empty(),
+                "batch was offered web's reservation"
+            );
+            let decline = json!({"offer_ids": [offer.id], "filters": {"refuse_seconds": 0.0}});
+            let framework_id = offer.framework_id.clone();
+            h.call(
+                &other,
+                Some(&framework_id),
+                CallBody::Decline(serde_json::from_value(decline).unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    let mut reserved_seen = false;
+    h.advance(Duration::from_secs(6));
+    for offer in h.take_offers(&web) {
+        let offered = Resources::from_resources(offer.resources.iter().cloned()).unwrap();
+        reserved_seen |= offered.reserved("web").cpus() == Some(1.0);
+    }
+    assert!(reserved_seen, "web is offered its reservation");
+    let err = h
+        .state
+        .operator_convert(
+            h.now(),
+            &agent_id,
+            strata_master::state::ConversionDirection::Reserve,
+            serde_json::from_value(reserved_cpus("web", 5.0)).unwrap(),
+            &mut h.effects,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("exceeds"), "{err}");
+}

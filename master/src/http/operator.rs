@@ -14,7 +14,7 @@ use strata_protocol::{AgentId, FrameworkId, Resources};
 use super::{ApiError, HttpContext, check_json_request};
 use crate::actor::{Inspect, Operate};
 use crate::metrics::mesos_snapshot;
-use crate::state::{AgentMode, MasterState, OperatorError};
+use crate::state::{AgentMode, ConversionDirection as Direction, MasterState, OperatorError};
 
 #[derive(Debug, Deserialize)]
 struct WeightInfo {
@@ -59,6 +59,13 @@ struct AgentRef {
 }
 
 #[derive(Debug, Deserialize)]
+struct ConvertResources {
+    agent_id: AgentId,
+    #[serde(default)]
+    resources: Vec<strata_protocol::Resource>,
+}
+
+#[derive(Debug, Deserialize)]
 struct DrainAgent {
     agent_id: AgentId,
     #[serde(default)]
@@ -93,6 +100,8 @@ enum Call {
     UpdateWeights(UpdateWeights),
     UpdateQuota(UpdateQuota),
     Teardown(FrameworkRef),
+    ReserveResources(ConvertResources),
+    UnreserveResources(ConvertResources),
     MarkAgentGone(AgentRef),
     DrainAgent(DrainAgent),
     DeactivateAgent(AgentRef),
@@ -136,6 +145,8 @@ fn parse_call(body: &[u8]) -> Result<Call, ApiError> {
         "GET_QUOTA" => Call::Query(Query::GetQuota),
         "UPDATE_QUOTA" => Call::UpdateQuota(parse(&call_type, payload(&value)?)?),
         "TEARDOWN" => Call::Teardown(parse(&call_type, payload(&value)?)?),
+        "RESERVE_RESOURCES" => Call::ReserveResources(parse(&call_type, payload(&value)?)?),
+        "UNRESERVE_RESOURCES" => Call::UnreserveResources(parse(&call_type, payload(&value)?)?),
         "MARK_AGENT_GONE" => Call::MarkAgentGone(parse(&call_type, payload(&value)?)?),
         "DRAIN_AGENT" => Call::DrainAgent(parse(&call_type, payload(&value)?)?),
         "DEACTIVATE_AGENT" => Call::DeactivateAgent(parse(&call_type, payload(&value)?)?),
@@ -210,6 +221,30 @@ pub async fn call(
         Call::Teardown(target) => {
             operate(&ctx, move |state, now, out| {
                 state.teardown(now, &target.framework_id, out)
+            })
+            .await
+        }
+        Call::ReserveResources(convert) => {
+            operate(&ctx, move |state, now, out| {
+                state.operator_convert(
+                    now,
+                    &convert.agent_id,
+                    Direction::Reserve,
+                    convert.resources,
+                    out,
+                )
+            })
+            .await
+        }
+        Call::UnreserveResources(convert) => {
+            operate(&ctx, move |state, now, out| {
+                state.operator_convert(
+                    now,
+                    &convert.agent_id,
+                    Direction::Unreserve,
+                    convert.resources,
+                    out,
+                )
             })
             .await
         }

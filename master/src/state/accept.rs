@@ -17,12 +17,13 @@ use strata_protocol::resources::AllocationInfo;
 use strata_protocol::scheduler::Accept;
 use strata_protocol::{AgentId, FrameworkId, Resource, Resources, TaskId};
 
+use super::reservations::Direction;
 use super::{Effect, ExecutorEntry, MasterState, Now, OfferEntry, TaskEntry};
 
 /// The agent and role every offer of one ACCEPT shares.
-struct Target {
-    agent_id: AgentId,
-    role: String,
+pub(super) struct Target {
+    pub(super) agent_id: AgentId,
+    pub(super) role: String,
 }
 
 impl MasterState {
@@ -68,11 +69,27 @@ impl MasterState {
                     &mut remaining,
                     out,
                 ),
-                other => {
+                OperationBody::Reserve(reserve) => self.convert_offered(
+                    framework_id,
+                    &target,
+                    Direction::Reserve,
+                    &reserve.resources,
+                    &mut remaining,
+                    out,
+                ),
+                OperationBody::Unreserve(unreserve) => self.convert_offered(
+                    framework_id,
+                    &target,
+                    Direction::Unreserve,
+                    &unreserve.resources,
+                    &mut remaining,
+                    out,
+                ),
+                OperationBody::Create(_) | OperationBody::Destroy(_) => {
                     tracing::warn!(
                         %framework_id,
-                        operation = ?std::mem::discriminant(&other),
-                        "offer operation not supported by this master; its resources stay unused"
+                        "persistent volume operations are not supported by this master; \
+                         their resources stay unused"
                     );
                 }
             }
@@ -478,7 +495,7 @@ impl MasterState {
 
 /// Sets `allocation_info.role` on resources that lack it, and refuses resources allocated to
 /// another role than the offers'.
-fn allocate_to(resources: &[Resource], role: &str) -> Result<Vec<Resource>, String> {
+pub(super) fn allocate_to(resources: &[Resource], role: &str) -> Result<Vec<Resource>, String> {
     resources
         .iter()
         .map(|resource| {

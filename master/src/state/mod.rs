@@ -12,6 +12,7 @@
 //! - `agents`: registration, reregistration, pings, unreachable and gone agents, draining.
 //! - `offers`: turning allocations into offers, DECLINE, rescinds and offer timeouts.
 //! - `accept`: ACCEPT validation and launches.
+//! - `reservations`: RESERVE and UNRESERVE, in an ACCEPT and by the operator.
 //! - `tasks`: status updates, acknowledgements, KILL, RECONCILE, messages.
 //! - `view`: read-only accessors for the HTTP layer and tests.
 
@@ -20,6 +21,7 @@ mod agents;
 mod frameworks;
 mod offers;
 mod operator;
+mod reservations;
 mod tasks;
 mod view;
 
@@ -33,6 +35,7 @@ use strata_protocol::{AgentId, ExecutorId, FrameworkId, OfferId, Pid, Resources,
 
 use crate::allocator::{Allocator, AllocatorConfig};
 
+pub use reservations::Direction as ConversionDirection;
 pub use view::{AgentSummary, FrameworkSummary, MasterCounters};
 
 /// The current time, as the actor read it: a monotonic part that drives every timer, and the
