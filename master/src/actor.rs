@@ -10,14 +10,16 @@ use std::time::{Duration, Instant};
 use actix::{
     Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, SpawnHandle,
 };
+use actix_web::web;
 use metrics_exporter_prometheus::PrometheusRecorder;
+use serde_json::json;
 use strata_protocol::scheduler::Event;
 use strata_protocol::{Body, Envelope, Epoch, Pid};
 use strata_transport::{Delivery, LinkEvent, LinkState, Node};
 use tokio::sync::mpsc;
 
 use crate::metrics::record_master_metrics;
-use crate::state::{Effect, FrameworkConn, MasterState, Now};
+use crate::state::{Effect, FrameworkConn, MasterState, Now, OperatorEvent};
 
 /// Reads the clock for the state machine: monotonic time since the actor started, and the wall
 /// clock for timestamps.
@@ -63,6 +65,8 @@ pub struct MasterActor {
     wake: Option<(SpawnHandle, Duration)>,
     /// Event streams of frameworks subscribed over HTTP, by `Mesos-Stream-Id`.
     http_streams: BTreeMap<String, mpsc::UnboundedSender<Event>>,
+    /// Operator event streams (operator SUBSCRIBE), oldest first; each gets RecordIO records.
+    operator_streams: Vec<mpsc::UnboundedSender<web::Bytes>>,
     effects: Vec<Effect>,
 }
 
@@ -84,12 +88,14 @@ impl MasterActor {
             recorder,
             wake: None,
             http_streams: BTreeMap::new(),
+            operator_streams: Vec::new(),
             effects: Vec::new(),
         }
     }
 
     /// Executes the effects the last step recorded, then makes sure `tick` runs when due.
     fn execute(&mut self, ctx: &mut Context<Self>) {
+        self.publish_operator_events();
         for effect in std::mem::take(&mut self.effects) {
             match effect {
                 Effect::Framework {
@@ -124,6 +130,29 @@ impl MasterActor {
             }
         }
         self.schedule(ctx);
+    }
+
+    /// Sends the operator events of the last step to every operator stream.
+    fn publish_operator_events(&mut self) {
+        let events = self.state.take_operator_events();
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            let Some(record) = operator_event_json(&self.state, event) else {
+                continue;
+            };
+            self.broadcast(&crate::http::recordio(&record));
+        }
+    }
+
+    /// Sends a record to every operator stream, forgetting the closed ones.
+    fn broadcast(&mut self, record: &web::Bytes) {
+        self.operator_streams
+            .retain(|stream| stream.send(record.clone()).is_ok());
+        if self.operator_streams.is_empty() {
+            self.state.set_operator_events(false);
+        }
     }
 
     fn send(&self, to: Pid, body: Body) {
@@ -180,6 +209,12 @@ impl Actor for MasterActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(pid = %self.pid, epoch = %self.epoch, "master started");
+        let interval = self.state.config().heartbeat_interval;
+        ctx.run_interval(interval, |actor, _| {
+            if !actor.operator_streams.is_empty() {
+                actor.broadcast(&crate::http::recordio(&json!({"type": "HEARTBEAT"})));
+            }
+        });
         self.schedule(ctx);
     }
 }
@@ -278,6 +313,85 @@ impl Handler<OpenHttpStream> for MasterActor {
     fn handle(&mut self, open: OpenHttpStream, _: &mut Context<Self>) {
         self.http_streams.insert(open.stream_id, open.events);
     }
+}
+
+/// Opens an operator event stream: SUBSCRIBED with the whole state first, then events.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeOperator {
+    pub events: mpsc::UnboundedSender<web::Bytes>,
+}
+
+impl Handler<SubscribeOperator> for MasterActor {
+    type Result = ();
+
+    fn handle(&mut self, subscribe: SubscribeOperator, _: &mut Context<Self>) {
+        let subscribed = json!({
+            "type": "SUBSCRIBED",
+            "subscribed": {
+                "get_state": crate::http::operator::get_state(&self.state),
+                "heartbeat_interval_seconds": self.state.config().heartbeat_interval.as_secs_f64(),
+            },
+        });
+        if subscribe
+            .events
+            .send(crate::http::recordio(&subscribed))
+            .is_err()
+        {
+            return;
+        }
+        // Mesos keeps at most this many subscribers and drops the oldest.
+        if self.operator_streams.len() >= OPERATOR_STREAMS_MAX {
+            self.operator_streams.remove(0);
+        }
+        self.operator_streams.push(subscribe.events);
+        self.state.set_operator_events(true);
+    }
+}
+
+/// The most operator event streams kept open (`--max_operator_event_stream_subscribers`).
+pub const OPERATOR_STREAMS_MAX: usize = 1000;
+
+/// Renders an operator event in the Mesos v1 JSON form, from the state after the step.
+fn operator_event_json(state: &MasterState, event: OperatorEvent) -> Option<serde_json::Value> {
+    use crate::http::operator::{agent_json, framework_json};
+    let record = match event {
+        OperatorEvent::TaskAdded {
+            framework_id,
+            task_id,
+        } => {
+            let task = state.task(&framework_id, &task_id)?;
+            json!({"type": "TASK_ADDED", "task_added": {"task": task}})
+        }
+        OperatorEvent::TaskUpdated {
+            framework_id,
+            status,
+            state: task_state,
+        } => json!({
+            "type": "TASK_UPDATED",
+            "task_updated": {"framework_id": framework_id, "status": status, "state": task_state},
+        }),
+        OperatorEvent::AgentAdded(agent_id) => {
+            let agent = state.agent(&agent_id)?;
+            json!({"type": "AGENT_ADDED", "agent_added": {"agent": agent_json(&agent)}})
+        }
+        OperatorEvent::AgentRemoved(agent_id) => {
+            json!({"type": "AGENT_REMOVED", "agent_removed": {"agent_id": agent_id}})
+        }
+        OperatorEvent::FrameworkAdded(framework_id) => {
+            let framework = state.framework(&framework_id)?;
+            json!({"type": "FRAMEWORK_ADDED", "framework_added": {"framework": framework_json(&framework)}})
+        }
+        OperatorEvent::FrameworkUpdated(framework_id) => {
+            let framework = state.framework(&framework_id)?;
+            json!({"type": "FRAMEWORK_UPDATED", "framework_updated": {"framework": framework_json(&framework)}})
+        }
+        OperatorEvent::FrameworkRemoved(framework_id) => {
+            let info = state.completed_framework_info(&framework_id)?;
+            json!({"type": "FRAMEWORK_REMOVED", "framework_removed": {"framework_info": info}})
+        }
+    };
+    Some(record)
 }
 
 /// Renders the master's metrics in the Prometheus text format.

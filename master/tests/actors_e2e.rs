@@ -390,3 +390,208 @@ async fn http_errors_say_what_is_wrong() {
     assert_eq!(status, 307);
     master.stop().await;
 }
+
+/// Reads an operator event stream: a chunked HTTP response carrying RecordIO records.
+struct EventStream {
+    stream: tokio::net::TcpStream,
+    /// Bytes read and not yet de-chunked.
+    raw: Vec<u8>,
+    /// De-chunked bytes not yet split into records.
+    payload: Vec<u8>,
+}
+
+impl EventStream {
+    async fn open(addr: SocketAddr) -> EventStream {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let body = br#"{"type":"SUBSCRIBE"}"#;
+        let request = format!(
+            "POST /api/v1 HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut events = EventStream {
+            stream,
+            raw: Vec::new(),
+            payload: Vec::new(),
+        };
+        events.read_headers().await;
+        events
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(DEADLINE, self.stream.read(&mut chunk))
+            .await
+            .expect("event stream stalled")
+            .unwrap();
+        assert!(n > 0, "event stream closed");
+        self.raw.extend_from_slice(&chunk[..n]);
+    }
+
+    async fn read_headers(&mut self) {
+        loop {
+            if let Some(end) = self.raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.raw[..end]).to_string();
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                self.raw.drain(..end + 4);
+                return;
+            }
+            self.fill().await;
+        }
+    }
+
+    /// Moves every complete chunk from `raw` to `payload`.
+    fn dechunk(&mut self) {
+        loop {
+            let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") else {
+                return;
+            };
+            let size = usize::from_str_radix(
+                std::str::from_utf8(&self.raw[..line_end]).unwrap().trim(),
+                16,
+            )
+            .unwrap();
+            if self.raw.len() < line_end + 2 + size + 2 {
+                return;
+            }
+            self.payload
+                .extend_from_slice(&self.raw[line_end + 2..line_end + 2 + size]);
+            self.raw.drain(..line_end + 2 + size + 2);
+        }
+    }
+
+    async fn next(&mut self) -> Value {
+        loop {
+            self.dechunk();
+            if let Some(newline) = self.payload.iter().position(|&b| b == b'\n') {
+                let len: usize = std::str::from_utf8(&self.payload[..newline])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if self.payload.len() >= newline + 1 + len {
+                    let record =
+                        serde_json::from_slice(&self.payload[newline + 1..newline + 1 + len])
+                            .unwrap();
+                    self.payload.drain(..newline + 1 + len);
+                    return record;
+                }
+            }
+            self.fill().await;
+        }
+    }
+
+    /// Returns the next event that is not a heartbeat.
+    async fn next_event(&mut self) -> Value {
+        loop {
+            let event = self.next().await;
+            if event["type"] != "HEARTBEAT" {
+                return event;
+            }
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn operator_subscribe_streams_state_then_changes() {
+    let mut options = MasterOptions::new("127.0.0.1:0".parse().unwrap());
+    options.allocation_interval = Duration::from_millis(50);
+    let master = start(options).await.unwrap();
+    let mut events = EventStream::open(master.addr).await;
+    let subscribed = events.next().await;
+    assert_eq!(subscribed["type"], "SUBSCRIBED");
+    assert_eq!(
+        subscribed["subscribed"]["get_state"]["get_agents"]["agents"],
+        json!([])
+    );
+
+    let mut agent = Peer::start(PeerRole::Agent, "agent", "agent.test", &master.pid);
+    let agent_info = json!({"hostname": "agent.test", "resources": Resources::parse("cpus:2;mem:1024", "*").unwrap().to_wire()});
+    let register = internal::RegisterAgent {
+        agent_info: serde_json::from_value(agent_info).unwrap(),
+        checkpointed_resources: vec![],
+        version: "test".into(),
+        capabilities: vec![],
+    };
+    agent.send(Body::Internal(register.into()));
+    let added = events.next_event().await;
+    assert_eq!(added["type"], "AGENT_ADDED");
+    assert_eq!(
+        added["agent_added"]["agent"]["agent_info"]["hostname"],
+        "agent.test"
+    );
+    let agent_id = agent
+        .expect("AgentRegistered", |body| match body {
+            Body::Internal(Message::AgentRegistered(registered)) => Some(registered.agent_id),
+            _ => None,
+        })
+        .await;
+
+    let mut framework = Peer::start(
+        PeerRole::Scheduler,
+        "scheduler",
+        "framework.test",
+        &master.pid,
+    );
+    let subscribe =
+        serde_json::from_value(json!({"framework_info": {"user": "root", "name": "watched"}}))
+            .unwrap();
+    framework.send(Body::SchedulerCall(Call {
+        framework_id: None,
+        body: CallBody::Subscribe(Box::new(subscribe)),
+    }));
+    let added = events.next_event().await;
+    assert_eq!(added["type"], "FRAMEWORK_ADDED");
+    assert_eq!(
+        added["framework_added"]["framework"]["framework_info"]["name"],
+        "watched"
+    );
+    let framework_id = framework
+        .expect("SUBSCRIBED", |body| match body {
+            Body::SchedulerEvent(Event::Subscribed(subscribed)) => Some(subscribed.framework_id),
+            _ => None,
+        })
+        .await;
+    let offer = framework
+        .expect("OFFERS", |body| match body {
+            Body::SchedulerEvent(Event::Offers(offers)) => offers.offers.into_iter().next(),
+            _ => None,
+        })
+        .await;
+    let task = json!({"name": "t", "task_id": {"value": "t1"}, "agent_id": {"value": agent_id.as_str()},
+        "resources": Resources::parse("cpus:1", "*").unwrap().to_wire(), "command": {"value": "true"}});
+    let accept = json!({"offer_ids": [offer.id], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]});
+    framework.send(Body::SchedulerCall(Call {
+        framework_id: Some(framework_id.clone()),
+        body: CallBody::Accept(serde_json::from_value(accept).unwrap()),
+    }));
+    let added = events.next_event().await;
+    assert_eq!(added["type"], "TASK_ADDED");
+    assert_eq!(added["task_added"]["task"]["state"], "TASK_STAGING");
+
+    // RUNNING twice (a retry of the same update): one TASK_UPDATED, then FINISHED gives another.
+    for state in [TaskState::Running, TaskState::Running, TaskState::Finished] {
+        let uuid = Bytes::new(vec![state as u8 + 1; 16]);
+        let mut status = TaskStatus::new(strata_protocol::TaskId::new("t1").unwrap(), state);
+        status.uuid = Some(uuid.clone());
+        let update = internal::StatusUpdate {
+            framework_id: framework_id.clone(),
+            agent_id: agent_id.clone(),
+            executor_id: None,
+            status,
+            timestamp: 0.0,
+            uuid,
+            latest_state: None,
+        };
+        agent.send(Body::Internal(update.into()));
+    }
+    let updated = events.next_event().await;
+    assert_eq!(updated["type"], "TASK_UPDATED");
+    assert_eq!(updated["task_updated"]["state"], "TASK_RUNNING");
+    let updated = events.next_event().await;
+    assert_eq!(
+        updated["task_updated"]["state"], "TASK_FINISHED",
+        "the retried RUNNING said nothing"
+    );
+    master.stop().await;
+}

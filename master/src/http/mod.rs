@@ -4,7 +4,7 @@
 //! The transport relays HTTP connections arriving on the master's port to this server, so
 //! clients reach both on one port, as with Mesos.
 
-mod operator;
+pub(crate) mod operator;
 mod state_json;
 
 use actix::Addr;
@@ -163,6 +163,12 @@ async fn prometheus(ctx: web::Data<HttpContext>) -> Result<HttpResponse, ApiErro
 async fn snapshot(ctx: web::Data<HttpContext>) -> Result<HttpResponse, ApiError> {
     let snapshot = ctx.master.send(Inspect(Box::new(mesos_snapshot))).await?;
     Ok(HttpResponse::Ok().json(snapshot))
+}
+
+/// Frames one JSON record for a RecordIO stream: its length in bytes, a newline, the record.
+pub fn recordio(record: &serde_json::Value) -> web::Bytes {
+    let body = record.to_string();
+    web::Bytes::from(format!("{}\n{body}", body.len()))
 }
 
 /// Checks that a request carries JSON and accepts JSON back, as the v1 APIs require.

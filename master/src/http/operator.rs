@@ -12,7 +12,7 @@ use strata_protocol::mesos::{DrainConfig, DurationInfo};
 use strata_protocol::{AgentId, FrameworkId, Resources};
 
 use super::{ApiError, HttpContext, check_json_request};
-use crate::actor::{Inspect, Operate};
+use crate::actor::{Inspect, Operate, SubscribeOperator};
 use crate::metrics::mesos_snapshot;
 use crate::state::{AgentMode, ConversionDirection as Direction, MasterState, OperatorError};
 
@@ -96,6 +96,7 @@ enum Call {
     GetHealth,
     GetVersion,
     GetFlags,
+    Subscribe,
     Query(Query),
     UpdateWeights(UpdateWeights),
     UpdateQuota(UpdateQuota),
@@ -130,6 +131,7 @@ fn parse_call(body: &[u8]) -> Result<Call, ApiError> {
     }
     let call = match call_type.as_str() {
         "GET_HEALTH" => Call::GetHealth,
+        "SUBSCRIBE" => Call::Subscribe,
         "GET_VERSION" => Call::GetVersion,
         "GET_FLAGS" => Call::GetFlags,
         "GET_MASTER" => Call::Query(Query::GetMaster),
@@ -178,6 +180,18 @@ pub async fn call(
     let call = parse_call(&body)?;
     match call {
         Call::GetHealth => answer("GET_HEALTH", json!({"healthy": true})),
+        Call::Subscribe => {
+            let (events, rx) = tokio::sync::mpsc::unbounded_channel();
+            ctx.master.send(SubscribeOperator { events }).await?;
+            let stream = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|record| (Ok::<_, actix_web::Error>(record), rx))
+            });
+            Ok(HttpResponse::Ok()
+                .content_type("application/json")
+                .streaming(stream))
+        }
         Call::GetVersion => answer(
             "GET_VERSION",
             json!({"version_info": super::version_json()}),
@@ -314,45 +328,46 @@ fn time_info(unix: f64) -> Value {
     json!({"nanoseconds": (unix * 1e9) as i64})
 }
 
+/// An agent in the operator API's `Agent` form.
+pub(crate) fn agent_json(agent: &crate::state::AgentSummary) -> Value {
+    json!({
+        "agent_info": agent.info,
+        "active": agent.connected && agent.mode == AgentMode::Active,
+        "deactivated": agent.mode != AgentMode::Active,
+        "pid": agent.pid.to_string(),
+        "version": agent.version,
+        "registered_time": time_info(agent.registered_time),
+        "reregistered_time": agent.reregistered_time.map(time_info),
+        "total_resources": agent.total.to_wire(),
+        "allocated_resources": agent.used.to_wire(),
+        "offered_resources": agent.offered.to_wire(),
+    })
+}
+
+/// A framework in the operator API's `Framework` form.
+pub(crate) fn framework_json(framework: &crate::state::FrameworkSummary) -> Value {
+    json!({
+        "framework_info": framework.info,
+        "active": framework.active && framework.connected,
+        "connected": framework.connected,
+        "recovered": false,
+        "registered_time": time_info(framework.registered_time),
+        "reregistered_time": framework.reregistered_time.map(time_info),
+        "unregistered_time": framework.unregistered_time.map(time_info),
+        "offers": framework.offers,
+        "suppressed_roles": framework.suppressed_roles,
+    })
+}
+
 fn get_agents(state: &MasterState) -> Value {
-    let agents: Vec<Value> = state
-        .agents()
-        .iter()
-        .map(|agent| {
-            json!({
-                "agent_info": agent.info,
-                "active": agent.connected && agent.mode == AgentMode::Active,
-                "deactivated": agent.mode != AgentMode::Active,
-                "pid": agent.pid.to_string(),
-                "version": agent.version,
-                "registered_time": time_info(agent.registered_time),
-                "reregistered_time": agent.reregistered_time.map(time_info),
-                "total_resources": agent.total.to_wire(),
-                "allocated_resources": agent.used.to_wire(),
-                "offered_resources": agent.offered.to_wire(),
-            })
-        })
-        .collect();
+    let agents: Vec<Value> = state.agents().iter().map(agent_json).collect();
     json!({"agents": agents, "recovered_agents": []})
 }
 
 fn get_frameworks(state: &MasterState) -> Value {
-    let render = |framework: &crate::state::FrameworkSummary| {
-        json!({
-            "framework_info": framework.info,
-            "active": framework.active && framework.connected,
-            "connected": framework.connected,
-            "recovered": false,
-            "registered_time": time_info(framework.registered_time),
-            "reregistered_time": framework.reregistered_time.map(time_info),
-            "unregistered_time": framework.unregistered_time.map(time_info),
-            "offers": framework.offers,
-            "suppressed_roles": framework.suppressed_roles,
-        })
-    };
     json!({
-        "frameworks": state.frameworks().iter().map(render).collect::<Vec<_>>(),
-        "completed_frameworks": state.completed_frameworks().iter().map(render).collect::<Vec<_>>(),
+        "frameworks": state.frameworks().iter().map(framework_json).collect::<Vec<_>>(),
+        "completed_frameworks": state.completed_frameworks().iter().map(framework_json).collect::<Vec<_>>(),
     })
 }
 
@@ -406,6 +421,16 @@ fn get_roles(state: &MasterState) -> Value {
     json!({"roles": roles})
 }
 
+/// The `GetState` document: tasks, executors, frameworks and agents.
+pub(crate) fn get_state(state: &MasterState) -> Value {
+    json!({
+        "get_tasks": get_tasks(state),
+        "get_executors": get_executors(state),
+        "get_frameworks": get_frameworks(state),
+        "get_agents": get_agents(state),
+    })
+}
+
 /// Answers a read-only call from the state.
 fn query_answer(
     state: &MasterState,
@@ -452,14 +477,6 @@ fn query_answer(
                 .collect();
             ("GET_QUOTA", json!({"status": {"configs": configs}}))
         }
-        Query::GetState => (
-            "GET_STATE",
-            json!({
-                "get_tasks": get_tasks(state),
-                "get_executors": get_executors(state),
-                "get_frameworks": get_frameworks(state),
-                "get_agents": get_agents(state),
-            }),
-        ),
+        Query::GetState => ("GET_STATE", get_state(state)),
     }
 }

@@ -18,7 +18,7 @@ use strata_protocol::scheduler::Accept;
 use strata_protocol::{AgentId, FrameworkId, Resource, Resources, TaskId};
 
 use super::reservations::Direction;
-use super::{Effect, ExecutorEntry, MasterState, Now, OfferEntry, TaskEntry};
+use super::{Effect, ExecutorEntry, MasterState, Now, OfferEntry, OperatorEvent, TaskEntry};
 
 /// The agent and role every offer of one ACCEPT shares.
 pub(super) struct Target {
@@ -469,7 +469,7 @@ impl MasterState {
             .get_mut(framework_id)
             .expect("caller checked");
         framework.tasks.insert(
-            task_id,
+            task_id.clone(),
             TaskEntry {
                 task,
                 resources,
@@ -477,6 +477,11 @@ impl MasterState {
             },
         );
         self.counters.tasks_launched += 1;
+        let framework_id = framework_id.clone();
+        self.emit(OperatorEvent::TaskAdded {
+            framework_id,
+            task_id,
+        });
     }
 
     fn use_resources(&mut self, framework_id: &FrameworkId, agent_id: &AgentId, used: &Resources) {

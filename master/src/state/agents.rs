@@ -18,8 +18,8 @@ use strata_protocol::{AgentId, FrameworkId, Pid, Resources};
 use super::frameworks::{framework_roles, push_bounded};
 use super::tasks::unix_to_time_info;
 use super::{
-    Agent, AgentMode, Effect, ExecutorEntry, Framework, MasterState, Now, OperatorError, TaskEntry,
-    UnreachableAgent,
+    Agent, AgentMode, Effect, ExecutorEntry, Framework, MasterState, Now, OperatorError,
+    OperatorEvent, TaskEntry, UnreachableAgent,
 };
 
 impl MasterState {
@@ -74,6 +74,7 @@ impl MasterState {
             total,
         );
         self.counters.agent_registrations += 1;
+        self.emit(OperatorEvent::AgentAdded(agent_id.clone()));
         let connection = self.connection();
         out.push(Effect::Link { pid: from.clone() });
         out.push(Effect::Agent {
@@ -270,6 +271,7 @@ impl MasterState {
         let mut info = reregister.agent_info;
         info.id = Some(agent_id.clone());
         self.admit_agent(now, agent_id.clone(), from, info, reregister.version, total);
+        self.emit(OperatorEvent::AgentAdded(agent_id.clone()));
         for (framework_id, executor_id) in executors.keys() {
             if let Some(framework) = self.frameworks.get_mut(framework_id) {
                 let on_agent = framework.executors.entry(agent_id.clone()).or_default();
@@ -307,7 +309,7 @@ impl MasterState {
             .frameworks
             .get_mut(&framework_id)
             .expect("caller checked");
-        framework.unreachable_tasks.remove(&task_id);
+        let known = framework.unreachable_tasks.remove(&task_id).is_some();
         framework.tasks.insert(
             task_id.clone(),
             TaskEntry {
@@ -325,7 +327,14 @@ impl MasterState {
                 TaskStatusReason::ReasonAgentReregistered,
                 "Agent reregistered",
             );
+            self.emit_master_update(&framework_id, &event);
             self.send_to_framework(&framework_id, event, out);
+        }
+        if !known {
+            self.emit(OperatorEvent::TaskAdded {
+                framework_id,
+                task_id,
+            });
         }
     }
 
@@ -356,6 +365,7 @@ impl MasterState {
         let timeout = std::time::Duration::try_from_secs_f64(info.failover_timeout())
             .unwrap_or(std::time::Duration::MAX);
         tracing::info!(%framework_id, "recovered framework from an agent's report");
+        self.emit(OperatorEvent::FrameworkAdded(framework_id.clone()));
         self.frameworks.insert(
             framework_id.clone(),
             Framework {
@@ -456,6 +466,7 @@ impl MasterState {
             return;
         };
         tracing::warn!(%agent_id, "agent unreachable");
+        self.emit(OperatorEvent::AgentRemoved(agent_id.clone()));
         self.agent_by_pid.remove(&agent.pid);
         self.allocator.remove_agent(agent_id);
         self.unreachable_agents.insert(
@@ -503,6 +514,7 @@ impl MasterState {
             if let Event::Update(update) = &mut event {
                 update.status.unreachable_time = Some(unreachable_time);
             }
+            self.emit_master_update(framework_id, &event);
             self.send_to_framework(framework_id, event, out);
         }
         self.send_failure(agent_id, out);
@@ -537,6 +549,7 @@ impl MasterState {
     ) -> Option<Agent> {
         self.remove_agent_offers(now, agent_id, out);
         let agent = self.agents.remove(agent_id)?;
+        self.emit(OperatorEvent::AgentRemoved(agent_id.clone()));
         self.agent_by_pid.remove(&agent.pid);
         self.allocator.remove_agent(agent_id);
         self.counters.agent_removals += 1;
@@ -567,6 +580,7 @@ impl MasterState {
                 self.counters.count_task_state(state);
                 let event =
                     self.master_update(now, task_id, Some(agent_id), state, reason, message);
+                self.emit_master_update(framework_id, &event);
                 self.send_to_framework(framework_id, event, out);
             }
         }
@@ -673,6 +687,7 @@ impl MasterState {
                 "Agent marked gone by the operator",
             );
             self.counters.count_task_state(state);
+            self.emit_master_update(&framework_id, &event);
             self.send_to_framework(&framework_id, event, out);
         }
     }

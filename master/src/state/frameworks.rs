@@ -6,11 +6,17 @@ use std::time::Duration;
 
 use strata_protocol::FrameworkId;
 use strata_protocol::internal::{self, Message};
-use strata_protocol::mesos::{FrameworkCapabilityType, FrameworkInfo, TaskState};
+use strata_protocol::mesos::{
+    FrameworkCapabilityType, FrameworkInfo, TaskState, TaskStatus, TaskStatusReason,
+    TaskStatusSource,
+};
 use strata_protocol::resources::validate_role;
 use strata_protocol::scheduler::{Error, Event, Subscribe, Subscribed, UpdateFramework};
 
-use super::{CallError, CompletedFramework, Effect, Framework, FrameworkConn, MasterState, Now};
+use super::{
+    CallError, CompletedFramework, Effect, Framework, FrameworkConn, MasterState, Now,
+    OperatorEvent,
+};
 
 /// Returns the roles a framework subscribes to: `roles` for MULTI_ROLE frameworks, otherwise
 /// the single (deprecated) `role`.
@@ -179,6 +185,7 @@ impl MasterState {
         };
         self.frameworks.insert(framework_id.clone(), framework);
         self.counters.framework_subscriptions += 1;
+        self.emit(OperatorEvent::FrameworkAdded(framework_id.clone()));
         self.send_subscribed(&framework_id, &conn, out);
         self.allocation_pending = true;
     }
@@ -229,6 +236,7 @@ impl MasterState {
         framework.next_heartbeat = heartbeat;
         tracing::info!(%framework_id, "framework resubscribed");
         self.counters.framework_subscriptions += 1;
+        self.emit(OperatorEvent::FrameworkUpdated(framework_id.clone()));
         self.send_subscribed(framework_id, &conn, out);
         self.allocation_pending = true;
         Ok(())
@@ -270,6 +278,7 @@ impl MasterState {
         let timeout = failover_timeout(&framework.info);
         framework.failover_deadline = Some(now.mono.saturating_add(timeout));
         tracing::info!(%framework_id, failover_timeout_secs = timeout.as_secs_f64(), "framework disconnected");
+        self.emit(OperatorEvent::FrameworkUpdated(framework_id.clone()));
         if let Err(err) = self.allocator.deactivate_framework(framework_id) {
             tracing::error!(%framework_id, error = %err, "allocator refused to deactivate a framework");
         }
@@ -326,6 +335,18 @@ impl MasterState {
             if !entry.task.state.is_terminal() {
                 self.counters.count_task_state(TaskState::Killed);
                 entry.task.state = TaskState::Killed;
+                if self.operator_events_enabled {
+                    let mut status = TaskStatus::new(entry.task.task_id.clone(), TaskState::Killed);
+                    status.agent_id = Some(entry.task.agent_id.clone());
+                    status.reason = Some(TaskStatusReason::ReasonFrameworkRemoved);
+                    status.source = Some(TaskStatusSource::Master);
+                    status.timestamp = Some(now.unix);
+                    self.operator_events.push(OperatorEvent::TaskUpdated {
+                        framework_id: framework_id.clone(),
+                        status,
+                        state: TaskState::Killed,
+                    });
+                }
             }
             push_bounded(
                 &mut framework.completed_tasks,
@@ -360,6 +381,7 @@ impl MasterState {
             tasks: framework.completed_tasks,
             unregistered_time: now.unix,
         };
+        self.emit(OperatorEvent::FrameworkRemoved(framework_id.clone()));
         push_bounded(
             &mut self.completed_frameworks,
             completed,
@@ -427,6 +449,7 @@ impl MasterState {
                 });
             }
         }
+        self.emit(OperatorEvent::FrameworkUpdated(framework_id.clone()));
         self.allocation_pending = true;
         Ok(())
     }

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use strata_protocol::internal;
-use strata_protocol::mesos::{FrameworkInfo, MasterInfo, Task};
+use strata_protocol::mesos::{FrameworkInfo, MasterInfo, Task, TaskState, TaskStatus};
 use strata_protocol::scheduler::{self, Call, CallBody};
 use strata_protocol::{AgentId, ExecutorId, FrameworkId, OfferId, Pid, Resources, TaskId};
 
@@ -124,6 +124,26 @@ pub enum Effect {
     },
     /// Asks the transport to report when the link to `pid` breaks.
     Link { pid: Pid },
+}
+
+/// Something operators subscribed to the event stream (operator SUBSCRIBE) are told. The actor
+/// renders each with the state as it is after the step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OperatorEvent {
+    TaskAdded {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+    },
+    TaskUpdated {
+        framework_id: FrameworkId,
+        status: TaskStatus,
+        state: TaskState,
+    },
+    AgentAdded(AgentId),
+    AgentRemoved(AgentId),
+    FrameworkAdded(FrameworkId),
+    FrameworkUpdated(FrameworkId),
+    FrameworkRemoved(FrameworkId),
 }
 
 /// Why a scheduler call was refused. The HTTP door maps these to status codes; the actor door
@@ -272,6 +292,9 @@ pub struct MasterState {
     /// Set by events that may make new offers possible; the next `tick` runs the allocator.
     allocation_pending: bool,
     counters: MasterCounters,
+    /// Whether anyone listens to operator events; when not, none are recorded.
+    operator_events_enabled: bool,
+    operator_events: Vec<OperatorEvent>,
 }
 
 impl MasterState {
@@ -295,6 +318,27 @@ impl MasterState {
             next_ping_seq: 0,
             allocation_pending: false,
             counters: MasterCounters::default(),
+            operator_events_enabled: false,
+            operator_events: Vec::new(),
+        }
+    }
+
+    /// Turns the recording of operator events on (someone subscribed) or off.
+    pub fn set_operator_events(&mut self, enabled: bool) {
+        self.operator_events_enabled = enabled;
+        if !enabled {
+            self.operator_events.clear();
+        }
+    }
+
+    /// Returns the operator events recorded since the last call.
+    pub fn take_operator_events(&mut self) -> Vec<OperatorEvent> {
+        std::mem::take(&mut self.operator_events)
+    }
+
+    fn emit(&mut self, event: OperatorEvent) {
+        if self.operator_events_enabled {
+            self.operator_events.push(event);
         }
     }
 

@@ -12,7 +12,7 @@ use strata_protocol::scheduler::{
 use strata_protocol::{AgentId, FrameworkId, Pid, TaskId};
 
 use super::frameworks::push_bounded;
-use super::{CallError, Effect, MasterState, Now, TaskEntry};
+use super::{CallError, Effect, MasterState, Now, OperatorEvent, TaskEntry};
 
 /// Statuses kept per task for the state endpoints; older ones are dropped.
 const STATUSES_PER_TASK_MAX: usize = 16;
@@ -39,6 +39,17 @@ impl MasterState {
         status.agent_id = agent_id.cloned();
         status.timestamp = Some(now.unix);
         Event::Update(Box::new(Update { status }))
+    }
+
+    /// Tells operators about an update the master generated itself.
+    pub(super) fn emit_master_update(&mut self, framework_id: &FrameworkId, event: &Event) {
+        if let Event::Update(update) = event {
+            self.emit(OperatorEvent::TaskUpdated {
+                framework_id: framework_id.clone(),
+                status: update.status.clone(),
+                state: update.status.state,
+            });
+        }
     }
 
     pub(super) fn status_update(
@@ -79,11 +90,13 @@ impl MasterState {
         status.uuid = Some(update.uuid.clone());
         status.agent_id.get_or_insert_with(|| agent_id.clone());
         let latest = update.latest_state.unwrap_or(status.state);
+        let mut changed = false;
         let freed = self
             .frameworks
             .get_mut(&framework_id)
             .and_then(|framework| {
                 let entry = framework.tasks.get_mut(&status.task_id)?;
+                changed = entry.task.state != latest;
                 entry.task.state = latest;
                 entry.task.status_update_state = Some(status.state);
                 entry.task.status_update_uuid = Some(update.uuid.clone());
@@ -102,6 +115,15 @@ impl MasterState {
             self.recover(now, &framework_id, &agent_id, &resources, None);
         }
         self.counters.valid_status_updates += 1;
+        if changed {
+            // Retries of an update the master already has change nothing, and say nothing.
+            let event = OperatorEvent::TaskUpdated {
+                framework_id: framework_id.clone(),
+                status: status.clone(),
+                state: latest,
+            };
+            self.emit(event);
+        }
         self.send_to_framework(
             &framework_id,
             Event::Update(Box::new(Update { status })),

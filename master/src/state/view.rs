@@ -93,35 +93,68 @@ impl MasterState {
     pub fn frameworks(&self) -> Vec<FrameworkSummary> {
         self.frameworks
             .values()
-            .map(|framework| FrameworkSummary {
-                id: framework.id.clone(),
-                info: framework.info.clone(),
-                connected: framework.conn.is_some(),
-                active: true,
-                conn: framework.conn.clone(),
-                roles: framework.roles.iter().cloned().collect(),
-                suppressed_roles: framework.suppressed_roles.iter().cloned().collect(),
-                tasks: framework
-                    .tasks
-                    .values()
-                    .map(|entry| entry.task.clone())
-                    .collect(),
-                unreachable_tasks: framework
-                    .unreachable_tasks
-                    .values()
-                    .map(|entry| entry.task.clone())
-                    .collect(),
-                completed_tasks: framework.completed_tasks.iter().cloned().collect(),
-                offers: framework
-                    .offers
-                    .iter()
-                    .filter_map(|id| self.offer(id))
-                    .collect(),
-                registered_time: framework.registered_time,
-                reregistered_time: framework.reregistered_time,
-                unregistered_time: None,
-            })
+            .map(|f| self.framework_summary(f))
             .collect()
+    }
+
+    /// Returns one subscribed (or disconnected, or recovered) framework.
+    pub fn framework(&self, framework_id: &FrameworkId) -> Option<FrameworkSummary> {
+        self.frameworks
+            .get(framework_id)
+            .map(|f| self.framework_summary(f))
+    }
+
+    /// Returns the info of a framework that was removed, if it is still remembered.
+    pub fn completed_framework_info(&self, framework_id: &FrameworkId) -> Option<FrameworkInfo> {
+        self.completed_frameworks
+            .iter()
+            .find(|f| &f.id == framework_id)
+            .map(|f| f.info.clone())
+    }
+
+    /// Returns a live (or unreachable) task.
+    pub fn task(
+        &self,
+        framework_id: &FrameworkId,
+        task_id: &strata_protocol::TaskId,
+    ) -> Option<Task> {
+        let framework = self.frameworks.get(framework_id)?;
+        let entry = framework
+            .tasks
+            .get(task_id)
+            .or_else(|| framework.unreachable_tasks.get(task_id))?;
+        Some(entry.task.clone())
+    }
+
+    fn framework_summary(&self, framework: &super::Framework) -> FrameworkSummary {
+        FrameworkSummary {
+            id: framework.id.clone(),
+            info: framework.info.clone(),
+            connected: framework.conn.is_some(),
+            active: true,
+            conn: framework.conn.clone(),
+            roles: framework.roles.iter().cloned().collect(),
+            suppressed_roles: framework.suppressed_roles.iter().cloned().collect(),
+            tasks: framework
+                .tasks
+                .values()
+                .map(|entry| entry.task.clone())
+                .collect(),
+            unreachable_tasks: framework
+                .unreachable_tasks
+                .values()
+                .map(|entry| entry.task.clone())
+                .collect(),
+            completed_tasks: framework.completed_tasks.iter().cloned().collect(),
+            offers: framework
+                .offers
+                .iter()
+                .filter_map(|id| self.offer(id))
+                .collect(),
+            registered_time: framework.registered_time,
+            reregistered_time: framework.reregistered_time,
+            unregistered_time: None,
+        }
     }
 
     /// Returns the frameworks removed recently, oldest first.
@@ -153,44 +186,53 @@ impl MasterState {
     pub fn agents(&self) -> Vec<AgentSummary> {
         self.agents
             .values()
-            .map(|agent| {
-                let mut offered = Resources::new();
-                for offer in self
-                    .offers
-                    .values()
-                    .filter(|offer| offer.agent_id == agent.id)
-                {
-                    offered += &*offer.resources;
-                }
-                let mut used = Resources::new();
-                for (framework_id, task_id) in &agent.tasks {
-                    if let Some(entry) = self
-                        .frameworks
-                        .get(framework_id)
-                        .and_then(|f| f.tasks.get(task_id))
-                        && !entry.resources_recovered
-                    {
-                        used += &entry.resources;
-                    }
-                }
-                for executor in agent.executors.values() {
-                    used += &executor.resources;
-                }
-                AgentSummary {
-                    id: agent.id.clone(),
-                    pid: agent.pid.clone(),
-                    info: agent.info.clone(),
-                    version: agent.version.clone(),
-                    total: agent.total.clone(),
-                    used,
-                    offered,
-                    connected: agent.connected,
-                    mode: agent.mode,
-                    registered_time: agent.registered_time,
-                    reregistered_time: agent.reregistered_time,
-                }
-            })
+            .map(|agent| self.agent_summary(agent))
             .collect()
+    }
+
+    /// Returns one registered agent.
+    pub fn agent(&self, agent_id: &AgentId) -> Option<AgentSummary> {
+        self.agents
+            .get(agent_id)
+            .map(|agent| self.agent_summary(agent))
+    }
+
+    fn agent_summary(&self, agent: &super::Agent) -> AgentSummary {
+        let mut offered = Resources::new();
+        for offer in self
+            .offers
+            .values()
+            .filter(|offer| offer.agent_id == agent.id)
+        {
+            offered += &*offer.resources;
+        }
+        let mut used = Resources::new();
+        for (framework_id, task_id) in &agent.tasks {
+            if let Some(entry) = self
+                .frameworks
+                .get(framework_id)
+                .and_then(|f| f.tasks.get(task_id))
+                && !entry.resources_recovered
+            {
+                used += &entry.resources;
+            }
+        }
+        for executor in agent.executors.values() {
+            used += &executor.resources;
+        }
+        AgentSummary {
+            id: agent.id.clone(),
+            pid: agent.pid.clone(),
+            info: agent.info.clone(),
+            version: agent.version.clone(),
+            total: agent.total.clone(),
+            used,
+            offered,
+            connected: agent.connected,
+            mode: agent.mode,
+            registered_time: agent.registered_time,
+            reregistered_time: agent.reregistered_time,
+        }
     }
 
     /// Returns the custom executors running on registered agents.
