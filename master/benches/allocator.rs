@@ -128,13 +128,18 @@ fn measure(n_agents: usize, n_frameworks: usize) -> Row {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and
+    // then a small cluster checks that the benchmark still works without taking minutes.
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let sizes: &[(usize, usize)] =
+        if full { &[(10_000, 1_000), (50_000, 200)] } else { &[(100, 10)] };
     println!("{N_SAMPLES} runs each, agents of {AGENT_RESOURCES}, {N_ROLES} roles");
     println!("times in ms: median wall time / least CPU time of the thread");
     println!(
         "{:>8} {:>11} {:>16} {:>8} {:>16} {:>8}",
         "agents", "frameworks", "first run", "offers", "steady state", "offers"
     );
-    for (n_agents, n_frameworks) in [(10_000, 1_000), (50_000, 200)] {
+    for &(n_agents, n_frameworks) in sizes {
         let row = measure(n_agents, n_frameworks);
         println!(
             "{n_agents:>8} {n_frameworks:>11} {:>16} {:>8} {:>16} {:>8}",
