@@ -131,8 +131,11 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, and
     // then a small cluster checks that the benchmark still works without taking minutes.
     let full = std::env::args().any(|arg| arg == "--bench");
-    let sizes: &[(usize, usize)] =
-        if full { &[(10_000, 1_000), (50_000, 200)] } else { &[(100, 10)] };
+    let sizes: &[(usize, usize)] = if full {
+        &[(10_000, 1_000), (50_000, 200)]
+    } else {
+        &[(100, 10)]
+    };
     println!("{N_SAMPLES} runs each, agents of {AGENT_RESOURCES}, {N_ROLES} roles");
     println!("times in ms: median wall time / least CPU time of the thread");
     println!(

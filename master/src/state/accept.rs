@@ -445,7 +445,7 @@ impl MasterState {
             executor_id: info.executor.as_ref().map(|e| e.executor_id.clone()),
             agent_id: target.agent_id.clone(),
             state: TaskState::Staging,
-            resources: resources.to_wire(),
+            resources: Vec::new(),
             statuses: Vec::new(),
             status_update_state: None,
             status_update_uuid: None,
@@ -471,7 +471,7 @@ impl MasterState {
         framework.tasks.insert(
             task_id.clone(),
             TaskEntry {
-                task,
+                task: Box::new(task),
                 resources,
                 resources_recovered: false,
             },

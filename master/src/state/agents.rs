@@ -91,10 +91,12 @@ impl MasterState {
         now: Now,
         agent_id: AgentId,
         pid: Pid,
-        info: AgentInfo,
+        mut info: AgentInfo,
         version: String,
         total: Resources,
     ) {
+        // `total` is the one copy of the agent's resources; views fill `info.resources` from it.
+        info.resources = Vec::new();
         let agent = Agent {
             id: agent_id.clone(),
             pid: pid.clone(),
@@ -301,6 +303,8 @@ impl MasterState {
         let framework_id = task.framework_id.clone();
         let task_id = task.task_id.clone();
         task.agent_id = agent_id.clone();
+        // `TaskEntry::resources` is the one copy kept.
+        task.resources = Vec::new();
         let state = task.state;
         if let Some(agent) = self.agents.get_mut(agent_id) {
             agent.tasks.insert((framework_id.clone(), task_id.clone()));
@@ -313,7 +317,7 @@ impl MasterState {
         framework.tasks.insert(
             task_id.clone(),
             TaskEntry {
-                task,
+                task: Box::new(task),
                 resources,
                 resources_recovered: false,
             },
@@ -491,7 +495,7 @@ impl MasterState {
             if entry.task.state.is_terminal() {
                 push_bounded(
                     &mut framework.completed_tasks,
-                    entry.task,
+                    entry.into_task(),
                     self.config.max_completed_tasks_per_framework,
                 );
                 continue;
@@ -573,7 +577,7 @@ impl MasterState {
             }
             push_bounded(
                 &mut framework.completed_tasks,
-                entry.task,
+                entry.into_task(),
                 self.config.max_completed_tasks_per_framework,
             );
             if !was_terminal {
@@ -673,7 +677,7 @@ impl MasterState {
                     .remove(&task_id)
                     .expect("listed above");
                 entry.task.state = state;
-                push_bounded(&mut framework.completed_tasks, entry.task, max);
+                push_bounded(&mut framework.completed_tasks, entry.into_task(), max);
                 ended.push((framework.id.clone(), task_id, state));
             }
         }

@@ -350,7 +350,7 @@ impl MasterState {
             }
             push_bounded(
                 &mut framework.completed_tasks,
-                entry.task,
+                entry.into_task(),
                 self.config.max_completed_tasks_per_framework,
             );
         }

@@ -170,11 +170,32 @@ pub enum OperatorError {
 /// A task the master knows, with its resources as the allocator accounts them.
 #[derive(Debug, Clone, PartialEq)]
 struct TaskEntry {
-    task: Task,
+    /// Boxed: a `Task` is about a kilobyte, mostly fields that are rarely set, and map nodes
+    /// hold their entries inline whether full or not.
+    ///
+    /// Its `resources` field is left empty; `resources` below is the one copy, and views fill
+    /// the field from it.
+    task: Box<Task>,
     /// The task's resources (with `allocation_info`), recovered once its state is terminal.
     resources: Resources,
     /// True once the resources went back to the allocator.
     resources_recovered: bool,
+}
+
+impl TaskEntry {
+    /// Returns the task as frameworks and operators see it, resources included.
+    fn to_task(&self) -> Task {
+        let mut task = (*self.task).clone();
+        task.resources = self.resources.to_wire();
+        task
+    }
+
+    /// Like `to_task`, consuming the entry.
+    fn into_task(self) -> Task {
+        let mut task = *self.task;
+        task.resources = self.resources.to_wire();
+        task
+    }
 }
 
 /// A subscribed (or recovered, or disconnected) framework.

@@ -14,9 +14,6 @@ use strata_protocol::{AgentId, FrameworkId, Pid, TaskId};
 use super::frameworks::push_bounded;
 use super::{CallError, Effect, MasterState, Now, OperatorEvent, TaskEntry};
 
-/// Statuses kept per task for the state endpoints; older ones are dropped.
-const STATUSES_PER_TASK_MAX: usize = 16;
-
 /// The length of a status update UUID, in bytes.
 const UUID_LEN: usize = 16;
 
@@ -100,10 +97,9 @@ impl MasterState {
                 entry.task.state = latest;
                 entry.task.status_update_state = Some(status.state);
                 entry.task.status_update_uuid = Some(update.uuid.clone());
-                if entry.task.statuses.len() >= STATUSES_PER_TASK_MAX {
-                    entry.task.statuses.remove(0);
-                }
-                entry.task.statuses.push(status.clone());
+                // Only the latest status is kept: a task is a few hundred bytes without its
+                // history, and a chatty health check would otherwise multiply that.
+                entry.task.statuses = vec![status.clone()];
                 if latest.is_terminal() && !entry.resources_recovered {
                     entry.resources_recovered = true;
                     return Some(entry.resources.clone());
@@ -191,7 +187,7 @@ impl MasterState {
         if let Some(agent) = self.agents.get_mut(&entry.task.agent_id) {
             agent.tasks.remove(&(framework_id.clone(), task_id.clone()));
         }
-        push_bounded(&mut framework.completed_tasks, entry.task, max);
+        push_bounded(&mut framework.completed_tasks, entry.into_task(), max);
         self.check_drained();
     }
 

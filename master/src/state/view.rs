@@ -123,7 +123,7 @@ impl MasterState {
             .tasks
             .get(task_id)
             .or_else(|| framework.unreachable_tasks.get(task_id))?;
-        Some(entry.task.clone())
+        Some(entry.to_task())
     }
 
     fn framework_summary(&self, framework: &super::Framework) -> FrameworkSummary {
@@ -138,12 +138,12 @@ impl MasterState {
             tasks: framework
                 .tasks
                 .values()
-                .map(|entry| entry.task.clone())
+                .map(|entry| entry.to_task())
                 .collect(),
             unreachable_tasks: framework
                 .unreachable_tasks
                 .values()
-                .map(|entry| entry.task.clone())
+                .map(|entry| entry.to_task())
                 .collect(),
             completed_tasks: framework.completed_tasks.iter().cloned().collect(),
             offers: framework
@@ -223,7 +223,11 @@ impl MasterState {
         AgentSummary {
             id: agent.id.clone(),
             pid: agent.pid.clone(),
-            info: agent.info.clone(),
+            info: {
+                let mut info = agent.info.clone();
+                info.resources = agent.total.to_wire();
+                info
+            },
             version: agent.version.clone(),
             total: agent.total.clone(),
             used,
