@@ -163,12 +163,7 @@ fn duplicate_offer_gives_task_lost_or_dropped_with_invalid_offers() {
         let mut h = Harness::new();
         let agent_id = h.register_agent(1, AGENT);
         let conn = scheduler_conn(1);
-        let caps = if partition_aware {
-            json!([{"type": "PARTITION_AWARE"}])
-        } else {
-            json!([])
-        };
-        let framework_id = h.subscribe(&conn, json!({"capabilities": caps}));
+        let framework_id = h.subscribe(&conn, capabilities(partition_aware));
         let offer = h.offers_now(&conn).remove(0);
         h.accept(
             &conn,
@@ -509,12 +504,7 @@ fn reconcile_unknown_task_and_unknown_agent() {
         let mut h = Harness::new();
         let agent_id = h.register_agent(1, AGENT);
         let conn = scheduler_conn(1);
-        let caps = if partition_aware {
-            json!([{"type": "PARTITION_AWARE"}])
-        } else {
-            json!([])
-        };
-        let framework_id = h.subscribe(&conn, json!({"capabilities": caps}));
+        let framework_id = h.subscribe(&conn, capabilities(partition_aware));
         let reconcile = json!({"tasks": [
             {"task_id": {"value": "x"}, "agent_id": {"value": agent_id.as_str()}},
             {"task_id": {"value": "y"}, "agent_id": {"value": "nowhere"}},
@@ -760,12 +750,7 @@ fn agent_that_misses_five_pings_becomes_unreachable_and_comes_back() {
         let mut h = Harness::new();
         let agent_id = h.register_agent(1, AGENT);
         let conn = scheduler_conn(1);
-        let caps = if partition_aware {
-            json!([{"type": "PARTITION_AWARE"}])
-        } else {
-            json!([])
-        };
-        let framework_id = h.subscribe(&conn, json!({"capabilities": caps}));
+        let framework_id = h.subscribe(&conn, capabilities(partition_aware));
         let offer = h.offers_now(&conn).remove(0);
         h.accept(
             &conn,

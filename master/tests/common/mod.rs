@@ -349,3 +349,13 @@ pub fn kill_call(task_id: &str) -> CallBody {
         kill_policy: None,
     })
 }
+
+/// The framework info fields of a framework that is, or is not, PARTITION_AWARE.
+pub fn capabilities(partition_aware: bool) -> serde_json::Value {
+    let capabilities = if partition_aware {
+        json!([{"type": "PARTITION_AWARE"}])
+    } else {
+        json!([])
+    };
+    json!({"capabilities": capabilities})
+}
