@@ -1137,3 +1137,62 @@ fn operator_reservation_is_offered_only_to_its_role() {
         .unwrap_err();
     assert!(err.to_string().contains("exceeds"), "{err}");
 }
+
+#[test]
+fn a_retried_first_subscribe_on_the_same_connection_gets_the_same_framework() {
+    let mut h = Harness::new();
+    let conn = scheduler_conn(1);
+    let first = h.subscribe(&conn, json!({}));
+    let again = h.subscribe(&conn, json!({}));
+    assert_eq!(first, again);
+    assert_eq!(h.state.frameworks().len(), 1);
+}
+
+#[test]
+fn a_late_copy_of_running_does_not_move_a_finished_task_back() {
+    let (mut h, agent_id, framework_id, conn, offer) = offered();
+    h.accept(
+        &conn,
+        &framework_id,
+        &[&offer.id],
+        vec![task("t", &agent_id, "cpus:1")],
+        5.0,
+    );
+    let task_id = TaskId::new("t").unwrap();
+    h.agent_update(
+        &agent_pid(1),
+        &agent_id,
+        &framework_id,
+        &task_id,
+        TaskState::Running,
+    );
+    let finished = h.agent_update(
+        &agent_pid(1),
+        &agent_id,
+        &framework_id,
+        &task_id,
+        TaskState::Finished,
+    );
+    // A delayed retry of RUNNING arrives after FINISHED.
+    h.agent_update(
+        &agent_pid(1),
+        &agent_id,
+        &framework_id,
+        &task_id,
+        TaskState::Running,
+    );
+    assert_eq!(h.state.task_counts().get(&TaskState::Finished), Some(&1));
+    // Acknowledging FINISHED still removes the task.
+    let ack = scheduler::Acknowledge {
+        agent_id,
+        task_id,
+        uuid: finished,
+    };
+    h.call(&conn, Some(&framework_id), CallBody::Acknowledge(ack))
+        .unwrap();
+    assert!(
+        h.state.task_counts().is_empty(),
+        "{:?}",
+        h.state.task_counts()
+    );
+}

@@ -225,8 +225,16 @@ impl MasterState {
         }
         let mut used: BTreeMap<FrameworkId, Resources> = BTreeMap::new();
         let mut tasks = Vec::new();
+        let mut ended_tasks = Vec::new();
         for task in reregister.tasks {
             if task.state.is_terminal() {
+                // Still waiting for the acknowledgement of its last update: keep it, with its
+                // resources already free, so that the acknowledgement removes it.
+                if self.frameworks.contains_key(&task.framework_id)
+                    && let Ok(resources) = Resources::from_resources(task.resources.iter().cloned())
+                {
+                    ended_tasks.push((task, resources));
+                }
                 continue;
             }
             if !self.frameworks.contains_key(&task.framework_id) {
@@ -285,12 +293,64 @@ impl MasterState {
             agent.executors = executors;
         }
         for (task, resources) in tasks {
-            self.readmit_task(now, agent_id, task, resources, was_unreachable, out);
+            self.readmit_task(now, agent_id, task, resources, was_unreachable, false, out);
+        }
+        for (task, resources) in ended_tasks {
+            self.readmit_task(now, agent_id, task, resources, false, true, out);
+        }
+        if was_unreachable {
+            self.drop_unreported_tasks(now, agent_id, out);
+        }
+    }
+
+    /// Ends the tasks that waited on an unreachable agent that came back without them: they
+    /// never reached it, or ended and were forgotten.
+    fn drop_unreported_tasks(&mut self, now: Now, agent_id: &AgentId, out: &mut Vec<Effect>) {
+        let max = self.config.max_completed_tasks_per_framework;
+        let mut ended = Vec::new();
+        for framework in self.frameworks.values_mut() {
+            let partition_aware = framework
+                .info
+                .has_capability(FrameworkCapabilityType::PartitionAware);
+            let state = if partition_aware {
+                TaskState::Dropped
+            } else {
+                TaskState::Lost
+            };
+            let task_ids: Vec<_> = framework
+                .unreachable_tasks
+                .iter()
+                .filter(|(_, entry)| &entry.task.agent_id == agent_id)
+                .map(|(task_id, _)| task_id.clone())
+                .collect();
+            for task_id in task_ids {
+                let mut entry = framework
+                    .unreachable_tasks
+                    .remove(&task_id)
+                    .expect("listed above");
+                entry.task.state = state;
+                push_bounded(&mut framework.completed_tasks, entry.into_task(), max);
+                ended.push((framework.id.clone(), task_id, state));
+            }
+        }
+        for (framework_id, task_id, state) in ended {
+            let event = self.master_update(
+                now,
+                &task_id,
+                Some(agent_id),
+                state,
+                TaskStatusReason::ReasonAgentReregistered,
+                "Task is unknown to the reregistered agent",
+            );
+            self.counters.count_task_state(state);
+            self.emit_master_update(&framework_id, &event);
+            self.send_to_framework(&framework_id, event, out);
         }
     }
 
     /// Adds a task reported by a reregistering agent; if it was unreachable, tells its
     /// framework it is back.
+    #[allow(clippy::too_many_arguments)]
     fn readmit_task(
         &mut self,
         now: Now,
@@ -298,6 +358,7 @@ impl MasterState {
         mut task: Task,
         resources: Resources,
         was_unreachable: bool,
+        resources_recovered: bool,
         out: &mut Vec<Effect>,
     ) {
         let framework_id = task.framework_id.clone();
@@ -319,7 +380,7 @@ impl MasterState {
             TaskEntry {
                 task: Box::new(task),
                 resources,
-                resources_recovered: false,
+                resources_recovered,
             },
         );
         if was_unreachable {

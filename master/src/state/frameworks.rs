@@ -114,6 +114,17 @@ impl MasterState {
         let suppressed = suppressed_roles(&roles, subscribe.suppressed_roles)?;
 
         let Some(framework_id) = framework_id else {
+            // A first SUBSCRIBE retried on the same connection (the answer was slow or lost)
+            // is answered again rather than registering a second framework.
+            let existing = self
+                .frameworks
+                .values()
+                .find(|framework| framework.conn.as_ref() == Some(&conn))
+                .map(|framework| framework.id.clone());
+            if let Some(framework_id) = existing {
+                self.send_subscribed(&framework_id, &conn, out);
+                return Ok(());
+            }
             let framework_id = FrameworkId::new(self.next_id('F'))
                 .expect("master-assigned framework IDs are valid");
             info.id = Some(framework_id.clone());

@@ -86,20 +86,34 @@ impl MasterState {
         let mut status = update.status;
         status.uuid = Some(update.uuid.clone());
         status.agent_id.get_or_insert_with(|| agent_id.clone());
-        let latest = update.latest_state.unwrap_or(status.state);
+        let mut latest = update.latest_state.unwrap_or(status.state);
         let mut changed = false;
         let freed = self
             .frameworks
             .get_mut(&framework_id)
             .and_then(|framework| {
                 let entry = framework.tasks.get_mut(&status.task_id)?;
+                // An agent sends a task's updates in order, one at a time, so a non-terminal
+                // update after a terminal one is a late copy of an earlier one (a delayed
+                // retry). It is still forwarded, but must neither move the task back from a
+                // terminal state nor change which update the next acknowledgement must match.
+                let stale = entry
+                    .task
+                    .status_update_state
+                    .is_some_and(TaskState::is_terminal)
+                    && !status.state.is_terminal();
+                if entry.task.state.is_terminal() && !latest.is_terminal() {
+                    latest = entry.task.state;
+                }
                 changed = entry.task.state != latest;
                 entry.task.state = latest;
-                entry.task.status_update_state = Some(status.state);
-                entry.task.status_update_uuid = Some(update.uuid.clone());
-                // Only the latest status is kept: a task is a few hundred bytes without its
-                // history, and a chatty health check would otherwise multiply that.
-                entry.task.statuses = vec![status.clone()];
+                if !stale {
+                    entry.task.status_update_state = Some(status.state);
+                    entry.task.status_update_uuid = Some(update.uuid.clone());
+                    // Only the latest status is kept: a task is a few hundred bytes without its
+                    // history, and a chatty health check would otherwise multiply that.
+                    entry.task.statuses = vec![status.clone()];
+                }
                 if latest.is_terminal() && !entry.resources_recovered {
                     entry.resources_recovered = true;
                     return Some(entry.resources.clone());
