@@ -72,15 +72,15 @@ fn master_keeps_invariants_under_loss_duplication_and_reordering() {
         config.agent_restarts = false;
         config.framework_disconnects = false;
     });
-    let launches: usize = reports.iter().map(|r| r.n_launches).sum();
-    let dropped: u64 = reports.iter().map(|r| r.net.dropped).sum();
-    let duplicated: u64 = reports.iter().map(|r| r.net.duplicated).sum();
-    assert!(
-        launches > reports.len(),
-        "runs launch tasks ({launches} in {} runs)",
-        reports.len()
-    );
-    if reports.len() > 10 {
+    // The runs must exercise what they claim to (checked over many seeds, not on a replay).
+    if reports.len() >= 10 {
+        let launches: usize = reports.iter().map(|r| r.n_launches).sum();
+        let dropped: u64 = reports.iter().map(|r| r.net.dropped).sum();
+        let duplicated: u64 = reports.iter().map(|r| r.net.duplicated).sum();
+        assert!(
+            launches > 10 * reports.len(),
+            "runs launch tasks ({launches})"
+        );
         assert!(
             dropped > 0 && duplicated > 0,
             "the network drops and duplicates"
@@ -91,10 +91,19 @@ fn master_keeps_invariants_under_loss_duplication_and_reordering() {
 #[test]
 fn tasks_reach_one_terminal_state_after_partitions_heal() {
     let reports = run_seeds(1_000_000, |_| {});
-    let terminal: usize = reports.iter().map(|r| r.n_terminal_seen).sum();
-    let faults: usize = reports.iter().map(|r| r.n_faults).sum();
-    assert!(terminal > 0, "tasks end and frameworks hear of it");
-    assert!(faults > reports.len(), "faults were injected ({faults})");
+    if reports.len() >= 10 {
+        let terminal: usize = reports.iter().map(|r| r.n_terminal_seen).sum();
+        let faults: usize = reports.iter().map(|r| r.n_faults).sum();
+        let cut: u64 = reports.iter().map(|r| r.net.cut_by_partition).sum();
+        assert!(
+            terminal > 10 * reports.len(),
+            "tasks end and frameworks hear of it"
+        );
+        assert!(
+            faults > reports.len() && cut > 0,
+            "faults were injected ({faults})"
+        );
+    }
 }
 
 #[test]

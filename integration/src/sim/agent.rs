@@ -341,6 +341,13 @@ impl AgentModel {
         let Some(framework_id) = run.framework.id.clone() else {
             return;
         };
+        if self.agent_id.as_ref() != Some(&run.task.agent_id) {
+            // Not registered yet (the RunTask overtook AgentRegistered, or that was lost), or
+            // meant for the agent this one was before the master forgot it: a real agent
+            // cannot tell the task is its own, and drops it. The master learns on
+            // reregistration, when the agent reports it does not know the task.
+            return;
+        }
         let key = (framework_id.clone(), run.task.task_id.clone());
         if self.seen.contains_key(&key) || self.shut_down.contains(&framework_id) {
             return;

@@ -72,7 +72,13 @@ impl SimConfig {
             duplicate: rng.below(11) as f64 / 100.0,
             reorder: true,
             delay_min: Duration::from_millis(1),
-            delay_max: Duration::from_millis(5 + rng.below(300)),
+            // One seed in four delays messages by up to two seconds, longer than the agents'
+            // first retry, so that stale retries overtake newer updates.
+            delay_max: Duration::from_millis(if rng.chance(0.25) {
+                500 + rng.below(1500)
+            } else {
+                5 + rng.below(300)
+            }),
         };
         let framework_links = LinkFaults {
             drop: rng.below(6) as f64 / 100.0,
@@ -380,6 +386,7 @@ impl Simulation {
             }
             Next::Reconnect => {
                 self.reconnect_at = None;
+                self.mark_abandoned_agents_gone()?;
                 self.trace("settle: every agent reconnects".into());
                 for idx in 0..self.agents.len() {
                     self.link_broken(idx);
@@ -668,7 +675,12 @@ impl Simulation {
             .iter()
             .filter_map(|f| f.framework_id.clone().map(|id| (id, f.idx)))
             .collect();
-        for (framework_id, task_id, agent_id) in self.checker.launched() {
+        let launched: Vec<_> = self
+            .checker
+            .launched()
+            .map(|(f, t, a)| (f.clone(), t.clone(), a.clone()))
+            .collect();
+        for (framework_id, task_id, agent_id) in &launched {
             let Some(&fw) = by_id.get(framework_id) else {
                 return Err(format!(
                     "task {task_id} launched for unknown framework {framework_id}"
@@ -687,6 +699,7 @@ impl Simulation {
                          but reconciliation reports {now} (states seen {states:?})"
                     ));
                 }
+                (None, None) if self.explicitly_ended(fw, task_id, agent_id)? => {}
                 (None, None) => {
                     return Err(format!(
                         "invariant 3: task {task_id} of framework {fw} on {agent_id} reached no \
@@ -736,6 +749,62 @@ impl Simulation {
             }
         }
         Ok(())
+    }
+
+    /// Marks gone, as an operator would, the unreachable agent IDs that no agent holds any
+    /// more: an agent that never learned its ID registers again under a new one, and the
+    /// tasks the master placed under the old ID would otherwise wait for it forever (Mesos
+    /// leaves them to the operator, or to the registry's garbage collection, too).
+    fn mark_abandoned_agents_gone(&mut self) -> Result<(), String> {
+        let abandoned: Vec<_> = self
+            .master
+            .unreachable_agents()
+            .into_iter()
+            .map(|(agent_id, _, _)| agent_id)
+            .filter(|agent_id| {
+                self.agents
+                    .iter()
+                    .all(|a| a.agent_id.as_ref() != Some(agent_id))
+            })
+            .collect();
+        for agent_id in abandoned {
+            self.trace(format!("operator: mark abandoned agent {agent_id} gone"));
+            let mut out = Vec::new();
+            self.master
+                .mark_agent_gone(self.now(), &agent_id, &mut out)
+                .map_err(|err| format!("MARK_AGENT_GONE {agent_id} refused: {err}"))?;
+            self.dispatch(out, None)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the master about one task, as a framework reconciles the tasks it still believes
+    /// live; returns true if the answer is a terminal state. Updates the master generates
+    /// itself (say, for a task an agent came back without) are not retried, so a framework
+    /// that lost one learns the end this way.
+    fn explicitly_ended(
+        &mut self,
+        fw: usize,
+        task_id: &TaskId,
+        agent_id: &strata_protocol::AgentId,
+    ) -> Result<bool, String> {
+        let framework = &self.frameworks[fw];
+        let tasks = vec![scheduler::ReconcileTask {
+            task_id: task_id.clone(),
+            agent_id: Some(agent_id.clone()),
+        }];
+        let call = Call {
+            framework_id: framework.framework_id.clone(),
+            body: CallBody::Reconcile(scheduler::Reconcile { tasks }),
+        };
+        let mut out = Vec::new();
+        self.master
+            .scheduler_call(self.now(), framework.conn.clone(), call, &mut out)
+            .map_err(|err| format!("explicit RECONCILE of framework {fw} refused: {err}"))?;
+        Ok(out.iter().any(|effect| {
+            matches!(effect, Effect::Framework { event: Event::Update(update), .. }
+                if update.status.state.is_terminal())
+        }))
     }
 
     fn report(&self) -> SimReport {
