@@ -120,3 +120,27 @@ fn same_seed_replays_the_same_run() {
         "different seeds, different runs"
     );
 }
+
+/// Seeds that once broke an invariant, replayed on every run. A change to the models or the
+/// network shifts what a seed does, so this list only means something for the version of
+/// the simulation that found them; it is cheap, and catches a fix that regresses.
+#[test]
+fn seeds_that_found_master_bugs_stay_green() {
+    // Found by `master_keeps_invariants_under_loss_duplication_and_reordering`: 839 is a
+    // delayed retry of RUNNING that moved a FINISHED task back to RUNNING; 596 and 974 are
+    // agents marked unreachable after lost pongs that came back without a task (596) or with
+    // it finished (974).
+    for seed in [596, 839, 974] {
+        let mut config = SimConfig::for_seed(seed, 400);
+        config.partitions = false;
+        config.agent_restarts = false;
+        config.framework_disconnects = false;
+        sim::run(seed, &config).unwrap_or_else(|failure| panic!("{failure}"));
+    }
+    // Found by `tasks_reach_one_terminal_state_after_partitions_heal`, the same two
+    // unreachable-agent cases after partitions.
+    for seed in [1_000_017, 1_000_040, 1_000_082, 1_000_083] {
+        let config = SimConfig::for_seed(seed, 400);
+        sim::run(seed, &config).unwrap_or_else(|failure| panic!("{failure}"));
+    }
+}
