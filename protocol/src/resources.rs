@@ -476,51 +476,157 @@ impl Ord for OpaqueJson {
 
 /// Everything about a resource except its value: two entries with the same identity merge.
 ///
-/// The field order is the iteration order of `Resources`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// The fields most resources set (name, type, allocation) are held inline; the rarely set ones
+/// live in [`IdentityExtra`], which is `None` unless one of them is set, so that a plain
+/// identity needs no allocation beyond its name.
+///
+/// The order (and equality) is as if all fields were inline, in the order name, value type,
+/// reservations, allocation, revocable, shared, provider ID, disk: the iteration order of
+/// `Resources`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Identity {
-    name: String,
+    name: Box<str>,
     value_type: ValueType,
-    reservations: Vec<ReservationInfo>,
     allocation_info: Option<AllocationInfo>,
+    /// Never `Some` of an empty `IdentityExtra`, so that the derived equality holds.
+    extra: Option<Box<IdentityExtra>>,
+}
+
+/// The rarely set parts of an [`Identity`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct IdentityExtra {
+    reservations: Vec<ReservationInfo>,
     revocable: Option<RevocableInfo>,
     shared: Option<SharedInfo>,
     provider_id: Option<ResourceProviderId>,
     disk: Option<OpaqueJson>,
 }
 
+impl IdentityExtra {
+    fn is_empty(&self) -> bool {
+        self.reservations.is_empty()
+            && self.revocable.is_none()
+            && self.shared.is_none()
+            && self.provider_id.is_none()
+            && self.disk.is_none()
+    }
+
+    /// Boxes the extra fields, or returns `None` if none is set.
+    fn boxed(self) -> Option<Box<IdentityExtra>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
+}
+
+impl PartialOrd for Identity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Identity {
+    /// Compares as the derived order of the inline layout (name, value type, reservations,
+    /// allocation, revocable, shared, provider ID, disk) would.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name
+            .cmp(&other.name)
+            .then_with(|| self.value_type.cmp(&other.value_type))
+            .then_with(|| self.reservations().cmp(other.reservations()))
+            .then_with(|| self.allocation_info.cmp(&other.allocation_info))
+            .then_with(|| match (&self.extra, &other.extra) {
+                (None, None) => std::cmp::Ordering::Equal,
+                _ => (
+                    self.revocable(),
+                    self.shared(),
+                    self.provider_id(),
+                    self.disk(),
+                )
+                    .cmp(&(
+                        other.revocable(),
+                        other.shared(),
+                        other.provider_id(),
+                        other.disk(),
+                    )),
+            })
+    }
+}
+
 impl Identity {
     /// Returns the identity of a valid resource, with its reservations in the post-refinement
     /// format.
     fn of(resource: &Resource) -> Identity {
-        Identity {
-            name: resource.name.clone(),
-            value_type: resource.value_type,
+        let extra = IdentityExtra {
             reservations: reservation_stack(resource),
-            allocation_info: resource.allocation_info.clone(),
             revocable: resource.revocable.clone(),
             shared: resource.shared.clone(),
             provider_id: resource.provider_id.clone(),
             disk: resource.disk.as_ref().map(OpaqueJson::new),
+        };
+        Identity {
+            name: resource.name.as_str().into(),
+            value_type: resource.value_type,
+            allocation_info: resource.allocation_info.clone(),
+            extra: extra.boxed(),
         }
     }
 
     /// Returns a name-and-type-only identity, as in quantities stripped of all metadata.
     fn bare(name: &str, value_type: ValueType) -> Identity {
         Identity {
-            name: name.to_owned(),
+            name: name.into(),
             value_type,
-            reservations: Vec::new(),
             allocation_info: None,
-            revocable: None,
-            shared: None,
-            provider_id: None,
-            disk: None,
+            extra: None,
         }
     }
 
+    fn reservations(&self) -> &[ReservationInfo] {
+        self.extra
+            .as_deref()
+            .map_or(&[], |extra| extra.reservations.as_slice())
+    }
+
+    fn revocable(&self) -> Option<&RevocableInfo> {
+        self.extra.as_deref()?.revocable.as_ref()
+    }
+
+    fn shared(&self) -> Option<&SharedInfo> {
+        self.extra.as_deref()?.shared.as_ref()
+    }
+
+    fn provider_id(&self) -> Option<&ResourceProviderId> {
+        self.extra.as_deref()?.provider_id.as_ref()
+    }
+
+    fn disk(&self) -> Option<&OpaqueJson> {
+        self.extra.as_deref()?.disk.as_ref()
+    }
+
+    /// Changes the extra fields with `edit`, keeping `extra` `None` when none is set.
+    fn edit_extra(&mut self, edit: impl FnOnce(&mut IdentityExtra)) {
+        let mut extra = self.extra.take().map(|boxed| *boxed).unwrap_or_default();
+        edit(&mut extra);
+        self.extra = extra.boxed();
+    }
+
+    /// Drops every reservation.
+    fn clear_reservations(&mut self) {
+        if !self.reservations().is_empty() {
+            self.edit_extra(|extra| extra.reservations.clear());
+        }
+    }
+
+    /// Pops the innermost reservation; returns `None` if there is none.
+    fn pop_reservation(&mut self) -> Option<ReservationInfo> {
+        if self.reservations().is_empty() {
+            return None;
+        }
+        let mut popped = None;
+        self.edit_extra(|extra| popped = extra.reservations.pop());
+        popped
+    }
+
     fn reservation_role(&self) -> &str {
-        self.reservations
+        self.reservations()
             .last()
             .map_or(ANY_ROLE, ReservationInfo::role_or_any)
     }
@@ -532,14 +638,14 @@ impl Identity {
     /// Builds the canonical wire resource for this identity and `quantity`.
     fn to_resource(&self, quantity: &Quantity) -> Resource {
         let mut resource = Resource {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             value_type: self.value_type,
-            reservations: self.reservations.clone(),
+            reservations: self.reservations().to_vec(),
             allocation_info: self.allocation_info.clone(),
-            revocable: self.revocable.clone(),
-            shared: self.shared.clone(),
-            provider_id: self.provider_id.clone(),
-            disk: self.disk.as_ref().map(|disk| disk.value.clone()),
+            revocable: self.revocable().cloned(),
+            shared: self.shared().cloned(),
+            provider_id: self.provider_id().cloned(),
+            disk: self.disk().map(|disk| disk.value.clone()),
             ..Resource::default()
         };
         match quantity {
@@ -634,7 +740,10 @@ fn to_endpoint_format(mut resource: Resource) -> Resource {
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "Vec<Resource>", try_from = "Vec<Resource>")]
 pub struct Resources {
-    entries: BTreeMap<Identity, Quantity>,
+    /// The entries sorted by identity, each identity once, no quantity empty. Kept at (or
+    /// near) its exact capacity, and holding no allocation when empty: the master keeps one
+    /// `Resources` per task and several per agent.
+    entries: Vec<(Identity, Quantity)>,
 }
 
 impl Resources {
@@ -647,10 +756,12 @@ impl Resources {
     pub fn from_resources(
         resources: impl IntoIterator<Item = Resource>,
     ) -> Result<Resources, ResourcesError> {
-        let mut result = Resources::new();
+        let resources = resources.into_iter();
+        let mut result = Resources::with_capacity(resources.size_hint().0);
         for resource in resources {
             result.add_resource(&resource)?;
         }
+        result.compact();
         Ok(result)
     }
 
@@ -701,8 +812,7 @@ impl Resources {
     /// the same identity.
     pub fn contains(&self, other: &Resources) -> bool {
         other.entries.iter().all(|(identity, quantity)| {
-            self.entries
-                .get(identity)
+            self.get(identity)
                 .is_some_and(|mine| mine.contains(quantity))
         })
     }
@@ -711,7 +821,6 @@ impl Resources {
     pub fn contains_resource(&self, resource: &Resource) -> bool {
         resource.validate().is_ok()
             && self
-                .entries
                 .get(&Identity::of(resource))
                 .is_some_and(|mine| mine.contains(&quantity_of(resource)))
     }
@@ -723,19 +832,19 @@ impl Resources {
 
     /// Returns the unreserved resources.
     pub fn unreserved(&self) -> Resources {
-        self.filter_entries(|identity, _| identity.reservations.is_empty())
+        self.filter_entries(|identity, _| identity.reservations().is_empty())
     }
 
     /// Returns the resources reserved to exactly `role` (not to its ancestors).
     pub fn reserved(&self, role: &str) -> Resources {
         self.filter_entries(|identity, _| {
-            !identity.reservations.is_empty() && identity.reservation_role() == role
+            !identity.reservations().is_empty() && identity.reservation_role() == role
         })
     }
 
     /// Returns the resources reserved to any role.
     pub fn reserved_to_any(&self) -> Resources {
-        self.filter_entries(|identity, _| !identity.reservations.is_empty())
+        self.filter_entries(|identity, _| !identity.reservations().is_empty())
     }
 
     /// Returns what a framework in `role` may be offered: the unreserved resources and those
@@ -754,7 +863,7 @@ impl Resources {
     pub fn reserved_to_role_subtree(&self, role: &str) -> Resources {
         self.filter_entries(|identity, _| {
             let reserved_role = identity.reservation_role();
-            !identity.reservations.is_empty()
+            !identity.reservations().is_empty()
                 && (reserved_role == role || is_strict_subrole_of(reserved_role, role))
         })
     }
@@ -772,7 +881,7 @@ impl Resources {
     pub fn reservations(&self) -> BTreeMap<String, Resources> {
         self.group_by(|identity| {
             let role = identity.reservation_role();
-            (!identity.reservations.is_empty()).then(|| role.to_owned())
+            (!identity.reservations().is_empty()).then(|| role.to_owned())
         })
     }
 
@@ -783,26 +892,26 @@ impl Resources {
 
     /// Returns the revocable resources.
     pub fn revocable(&self) -> Resources {
-        self.filter_entries(|identity, _| identity.revocable.is_some())
+        self.filter_entries(|identity, _| identity.revocable().is_some())
     }
 
     /// Returns the resources that cannot be revoked.
     pub fn non_revocable(&self) -> Resources {
-        self.filter_entries(|identity, _| identity.revocable.is_none())
+        self.filter_entries(|identity, _| identity.revocable().is_none())
     }
 
     /// Checks what only the operator may set at agent start, as Mesos does for `--resources`:
     /// no dynamic reservations, allocations, revocable resources or persistent volumes, which
     /// only operations and the master create.
     pub fn validate_agent_resources(&self) -> Result<(), ResourcesError> {
-        for identity in self.entries.keys() {
+        for (identity, _) in &self.entries {
             let invalid = |reason: &'static str| ResourcesError::InvalidMetadata {
-                name: identity.name.clone(),
+                name: identity.name.to_string(),
                 reason,
             };
             let dynamic = Some(ReservationType::Dynamic);
             if identity
-                .reservations
+                .reservations()
                 .iter()
                 .any(|r| r.reservation_type == dynamic)
             {
@@ -811,12 +920,11 @@ impl Resources {
             if identity.allocation_info.is_some() {
                 return Err(invalid("agents cannot start with allocated resources"));
             }
-            if identity.revocable.is_some() {
+            if identity.revocable().is_some() {
                 return Err(invalid("agents cannot start with revocable resources"));
             }
             let is_volume = identity
-                .disk
-                .as_ref()
+                .disk()
                 .is_some_and(|disk| disk.value.get("persistence").is_some());
             if is_volume {
                 return Err(invalid("agents cannot start with persistent volumes"));
@@ -833,7 +941,7 @@ impl Resources {
     /// Returns the resources with every reservation dropped, so that the same resource reserved
     /// to different roles merges into one unreserved amount.
     pub fn flatten(&self) -> Resources {
-        self.map_identities(|identity| identity.reservations.clear())
+        self.map_identities(Identity::clear_reservations)
     }
 
     /// Returns the resources with `reservation` pushed onto each reservation stack, as a
@@ -852,16 +960,17 @@ impl Resources {
     /// Returns the resources with the innermost reservation popped, as an UNRESERVE operation
     /// does. Fails if any resource is unreserved.
     pub fn pop_reservation(&self) -> Result<Resources, ResourcesError> {
-        let mut result = Resources::new();
+        let mut result = Resources::with_capacity(self.len());
         for (identity, quantity) in &self.entries {
             let mut identity = identity.clone();
-            if identity.reservations.pop().is_none() {
+            if identity.pop_reservation().is_none() {
                 return Err(ResourcesError::NotReserved {
-                    name: identity.name,
+                    name: identity.name.into(),
                 });
             }
             result.add_entry(identity, quantity.clone());
         }
+        result.compact();
         Ok(result)
     }
 
@@ -887,7 +996,7 @@ impl Resources {
     pub fn scalar_milli(&self, name: &str) -> Option<Milli> {
         self.entries
             .iter()
-            .filter(|(identity, _)| identity.name == name)
+            .filter(|(identity, _)| &*identity.name == name)
             .filter_map(|(_, quantity)| match quantity {
                 Quantity::Scalar(milli) => Some(*milli),
                 _ => None,
@@ -920,7 +1029,7 @@ impl Resources {
         let all: Vec<Range> = self
             .entries
             .iter()
-            .filter(|(identity, _)| identity.name == name)
+            .filter(|(identity, _)| &*identity.name == name)
             .filter_map(|(_, quantity)| match quantity {
                 Quantity::Ranges(ranges) => Some(ranges.iter().copied()),
                 _ => None,
@@ -942,7 +1051,7 @@ impl Resources {
         let all: BTreeSet<&String> = self
             .entries
             .iter()
-            .filter(|(identity, _)| identity.name == name)
+            .filter(|(identity, _)| &*identity.name == name)
             .filter_map(|(_, quantity)| match quantity {
                 Quantity::Set(items) => Some(items.iter()),
                 _ => None,
@@ -957,15 +1066,15 @@ impl Resources {
     /// Returns the names of all resources.
     pub fn names(&self) -> BTreeSet<String> {
         self.entries
-            .keys()
-            .map(|identity| identity.name.clone())
+            .iter()
+            .map(|(identity, _)| identity.name.to_string())
             .collect()
     }
 
     /// Returns the scalar totals by name with all metadata stripped, as the allocator, quota
     /// and metrics count them.
     pub fn scalar_quantities(&self) -> Resources {
-        let mut result = Resources::new();
+        let mut result = Resources::with_capacity(self.len());
         for (identity, quantity) in &self.entries {
             if identity.value_type == ValueType::Scalar {
                 result.add_entry(
@@ -974,6 +1083,7 @@ impl Resources {
                 );
             }
         }
+        result.compact();
         result
     }
 
@@ -994,27 +1104,141 @@ impl Resources {
             .fold(0.0, f64::max)
     }
 
+    /// Returns an empty collection with room for `capacity` entries.
+    fn with_capacity(capacity: usize) -> Resources {
+        Resources {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Gives back the spare capacity, and the allocation itself when empty.
+    fn compact(&mut self) {
+        if self.entries.is_empty() {
+            self.entries = Vec::new();
+        } else {
+            self.entries.shrink_to_fit();
+        }
+    }
+
+    /// Returns the index of `identity`, or where it would be inserted.
+    fn position(&self, identity: &Identity) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by(|(existing, _)| existing.cmp(identity))
+    }
+
+    /// Returns the quantity held under `identity`.
+    fn get(&self, identity: &Identity) -> Option<&Quantity> {
+        let idx = self.position(identity).ok()?;
+        Some(&self.entries[idx].1)
+    }
+
     /// Adds one canonical entry, merging it with an entry of the same identity.
     fn add_entry(&mut self, identity: Identity, quantity: Quantity) {
         if quantity.is_empty() {
             return;
         }
-        match self.entries.get_mut(&identity) {
-            Some(existing) => existing.add(&quantity),
-            None => {
-                self.entries.insert(identity, quantity);
+        match self.position(&identity) {
+            Ok(idx) => self.entries[idx].1.add(&quantity),
+            Err(idx) => {
+                // Grow one entry at a time: collections are small and mostly never change.
+                if self.entries.len() == self.entries.capacity() {
+                    self.entries.reserve_exact(1);
+                }
+                self.entries.insert(idx, (identity, quantity));
             }
         }
     }
 
     /// Subtracts one canonical entry, dropping the entry if nothing (or less) is left.
     fn subtract_entry(&mut self, identity: &Identity, quantity: &Quantity) {
-        let Some(existing) = self.entries.get_mut(identity) else {
+        let Ok(idx) = self.position(identity) else {
             return;
         };
+        let existing = &mut self.entries[idx].1;
         existing.subtract(quantity);
         if existing.is_empty() {
-            self.entries.remove(identity);
+            self.entries.remove(idx);
+            self.compact();
+        }
+    }
+
+    /// Adds every entry of `other`, allocating at most once, and only when `other` brings
+    /// identities that are not here yet.
+    fn merge(&mut self, other: &Resources) {
+        if other.entries.is_empty() {
+            return;
+        }
+        if self.entries.is_empty() {
+            self.entries = other.entries.clone();
+            return;
+        }
+        let missing = other
+            .entries
+            .iter()
+            .filter(|(identity, _)| self.position(identity).is_err())
+            .count();
+        if missing == 0 {
+            for (identity, quantity) in &other.entries {
+                if let Ok(idx) = self.position(identity) {
+                    self.entries[idx].1.add(quantity);
+                }
+            }
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.entries.len() + missing);
+        let mut mine = std::mem::take(&mut self.entries).into_iter();
+        let mut theirs = other.entries.iter();
+        let mut next_mine = mine.next();
+        let mut next_theirs = theirs.next();
+        loop {
+            match (next_mine.take(), next_theirs) {
+                (Some(entry), Some((identity, quantity))) => match entry.0.cmp(identity) {
+                    std::cmp::Ordering::Less => {
+                        merged.push(entry);
+                        next_mine = mine.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        merged.push((identity.clone(), quantity.clone()));
+                        next_mine = Some(entry);
+                        next_theirs = theirs.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        let (identity, mut sum) = entry;
+                        sum.add(quantity);
+                        merged.push((identity, sum));
+                        next_mine = mine.next();
+                        next_theirs = theirs.next();
+                    }
+                },
+                (Some(entry), None) => {
+                    merged.push(entry);
+                    merged.extend(mine);
+                    break;
+                }
+                (None, Some(entry)) => {
+                    merged.push(entry.clone());
+                    merged.extend(theirs.cloned());
+                    break;
+                }
+                (None, None) => break,
+            }
+        }
+        self.entries = merged;
+    }
+
+    /// Subtracts every entry of `other`, dropping whatever becomes empty.
+    fn subtract_all(&mut self, other: &Resources) {
+        let mut emptied = false;
+        for (identity, quantity) in &other.entries {
+            if let Ok(idx) = self.position(identity) {
+                let existing = &mut self.entries[idx].1;
+                existing.subtract(quantity);
+                emptied |= existing.is_empty();
+            }
+        }
+        if emptied {
+            self.entries.retain(|(_, quantity)| !quantity.is_empty());
+            self.compact();
         }
     }
 
@@ -1023,19 +1247,22 @@ impl Resources {
             .entries
             .iter()
             .filter(|(identity, quantity)| predicate(identity, quantity))
-            .map(|(identity, quantity)| (identity.clone(), quantity.clone()))
+            .cloned()
             .collect();
-        Resources { entries }
+        let mut result = Resources { entries };
+        result.compact();
+        result
     }
 
     /// Rewrites every identity, merging entries that become equal.
     fn map_identities(&self, rewrite: impl Fn(&mut Identity)) -> Resources {
-        let mut result = Resources::new();
+        let mut result = Resources::with_capacity(self.len());
         for (identity, quantity) in &self.entries {
             let mut identity = identity.clone();
             rewrite(&mut identity);
             result.add_entry(identity, quantity.clone());
         }
+        result.compact();
         result
     }
 
@@ -1097,17 +1324,13 @@ impl fmt::Debug for Resources {
 
 impl AddAssign<&Resources> for Resources {
     fn add_assign(&mut self, other: &Resources) {
-        for (identity, quantity) in &other.entries {
-            self.add_entry(identity.clone(), quantity.clone());
-        }
+        self.merge(other);
     }
 }
 
 impl SubAssign<&Resources> for Resources {
     fn sub_assign(&mut self, other: &Resources) {
-        for (identity, quantity) in &other.entries {
-            self.subtract_entry(identity, quantity);
-        }
+        self.subtract_all(other);
     }
 }
 

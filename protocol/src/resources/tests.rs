@@ -781,3 +781,102 @@ fn ranges_count_and_contain() {
     assert!(ports.contains(10));
     assert!(!ports.contains(4));
 }
+
+// Compact storage.
+
+#[test]
+fn storage_is_exact_and_empty_holds_no_allocation() {
+    let task = res("cpus:0.1;mem:64");
+    assert_eq!(task.entries.capacity(), 2);
+    let mut grown = task.clone();
+    grown += res("disk:10;mem:1");
+    assert_eq!(grown.entries.capacity(), 3);
+    assert_eq!(grown.to_string(), "cpus:0.1;disk:10;mem:65");
+
+    let emptied = &task - &task;
+    assert!(emptied.is_empty());
+    assert_eq!(emptied.entries.capacity(), 0);
+    let mut emptied = task.clone();
+    emptied -= &Resource::new_scalar("cpus", 0.1);
+    emptied -= &Resource::new_scalar("mem", 64.0);
+    assert_eq!(emptied.entries.capacity(), 0);
+    assert_eq!(task.filter(|_| false).entries.capacity(), 0);
+    assert!(std::mem::size_of::<Identity>() <= 64);
+}
+
+#[test]
+fn identity_order_is_that_of_the_inline_fields() {
+    let base = Resource::new_scalar("disk", 1.0);
+    let resources = [
+        base.clone(),
+        Resource::new_scalar("cpus", 1.0),
+        base.clone().with_allocation("a"),
+        base.clone().with_allocation("b"),
+        base.clone().with_reservation(dynamic("a")),
+        base.clone()
+            .with_reservation(dynamic("a"))
+            .with_allocation("a"),
+        base.clone()
+            .with_reservation(ReservationInfo::new_static("a")),
+        Resource {
+            revocable: Some(RevocableInfo {}),
+            ..base.clone()
+        },
+        Resource {
+            revocable: Some(RevocableInfo {}),
+            ..base.clone().with_allocation("a")
+        },
+        Resource {
+            provider_id: Some(ResourceProviderId {
+                value: "p".to_owned(),
+            }),
+            ..base.clone()
+        },
+        Resource {
+            disk: Some(serde_json::json!({"persistence": {"id": "v"}})),
+            ..base.clone().with_reservation(dynamic("a"))
+        },
+        Resource {
+            disk: Some(serde_json::json!({"persistence": {"id": "v"}})),
+            shared: Some(SharedInfo {}),
+            ..base.clone().with_reservation(dynamic("a"))
+        },
+    ];
+    let inline = |identity: &Identity| {
+        (
+            identity.name.to_string(),
+            identity.value_type,
+            identity.reservations().to_vec(),
+            identity.allocation_info.clone(),
+            identity.revocable().cloned(),
+            identity.shared().cloned(),
+            identity.provider_id().cloned(),
+            identity.disk().cloned(),
+        )
+    };
+    let identities: Vec<Identity> = resources.iter().map(Identity::of).collect();
+    for left in &identities {
+        assert_eq!(
+            left.extra.is_none(),
+            left.reservations().is_empty()
+                && left.revocable().is_none()
+                && left.shared().is_none()
+                && left.provider_id().is_none()
+                && left.disk().is_none()
+        );
+        for right in &identities {
+            assert_eq!(left.cmp(right), inline(left).cmp(&inline(right)));
+            assert_eq!(left == right, inline(left) == inline(right));
+        }
+    }
+    let mut all = Resources::new();
+    for resource in &resources {
+        all += resource;
+    }
+    let keys: Vec<_> = all
+        .entries
+        .iter()
+        .map(|(identity, _)| inline(identity))
+        .collect();
+    assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+}

@@ -168,15 +168,15 @@ pub(super) fn format(resources: &Resources) -> Option<String> {
 /// Formats one entry as `name:value` or `name(role):value`.
 fn format_entry(identity: &Identity, quantity: &Quantity) -> Option<String> {
     let has_metadata = identity.allocation_info.is_some()
-        || identity.revocable.is_some()
-        || identity.shared.is_some()
-        || identity.provider_id.is_some()
-        || identity.disk.is_some();
+        || identity.revocable().is_some()
+        || identity.shared().is_some()
+        || identity.provider_id().is_some()
+        || identity.disk().is_some();
     if has_metadata || !is_plain(&identity.name) {
         return None;
     }
     let value = format_quantity(quantity)?;
-    match identity.reservations.as_slice() {
+    match identity.reservations() {
         [] => Some(format!("{}:{value}", identity.name)),
         [only] => {
             let role = plain_static_role(only)?;
