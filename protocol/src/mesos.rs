@@ -908,12 +908,14 @@ pub struct Task {
     pub status_update_uuid: Option<Bytes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Labels>,
+    // The three below are boxed: they are large (about 800 bytes together) and rarely set, and a
+    // master holds a `Task` for every task in the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub discovery: Option<DiscoveryInfo>,
+    pub discovery: Option<Box<DiscoveryInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<ContainerInfo>,
+    pub container: Option<Box<ContainerInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<HealthCheck>,
+    pub health_check: Option<Box<HealthCheck>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_policy: Option<KillPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
