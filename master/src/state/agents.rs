@@ -306,6 +306,24 @@ impl MasterState {
     /// Ends the tasks that waited on an unreachable agent that came back without them: they
     /// never reached it, or ended and were forgotten.
     fn drop_unreported_tasks(&mut self, now: Now, agent_id: &AgentId, out: &mut Vec<Effect>) {
+        let end = UnreachableEnd {
+            state_aware: TaskState::Dropped,
+            reason: TaskStatusReason::ReasonAgentReregistered,
+            message: "Task is unknown to the reregistered agent",
+        };
+        self.end_unreachable_tasks(now, agent_id, end, out);
+    }
+
+    /// Ends every task that waits on the unreachable agent `agent_id`: each moves to its
+    /// framework's completed tasks in `end.state_aware` (PARTITION_AWARE frameworks) or
+    /// TASK_LOST, and the framework is told.
+    fn end_unreachable_tasks(
+        &mut self,
+        now: Now,
+        agent_id: &AgentId,
+        end: UnreachableEnd,
+        out: &mut Vec<Effect>,
+    ) {
         let max = self.config.max_completed_tasks_per_framework;
         let mut ended = Vec::new();
         for framework in self.frameworks.values_mut() {
@@ -313,7 +331,7 @@ impl MasterState {
                 .info
                 .has_capability(FrameworkCapabilityType::PartitionAware);
             let state = if partition_aware {
-                TaskState::Dropped
+                end.state_aware
             } else {
                 TaskState::Lost
             };
@@ -339,8 +357,8 @@ impl MasterState {
                 &task_id,
                 Some(agent_id),
                 state,
-                TaskStatusReason::ReasonAgentReregistered,
-                "Task is unknown to the reregistered agent",
+                end.reason,
+                end.message,
             );
             self.counters.count_task_state(state);
             self.emit_master_update(&framework_id, &event);
@@ -715,46 +733,12 @@ impl MasterState {
 
     /// Ends the tasks that waited on an unreachable agent now marked gone.
     fn gone_unreachable_tasks(&mut self, now: Now, agent_id: &AgentId, out: &mut Vec<Effect>) {
-        let max = self.config.max_completed_tasks_per_framework;
-        let mut ended = Vec::new();
-        for framework in self.frameworks.values_mut() {
-            let partition_aware = framework
-                .info
-                .has_capability(FrameworkCapabilityType::PartitionAware);
-            let state = if partition_aware {
-                TaskState::GoneByOperator
-            } else {
-                TaskState::Lost
-            };
-            let task_ids: Vec<_> = framework
-                .unreachable_tasks
-                .iter()
-                .filter(|(_, entry)| &entry.task.agent_id == agent_id)
-                .map(|(task_id, _)| task_id.clone())
-                .collect();
-            for task_id in task_ids {
-                let mut entry = framework
-                    .unreachable_tasks
-                    .remove(&task_id)
-                    .expect("listed above");
-                entry.task.state = state;
-                push_bounded(&mut framework.completed_tasks, entry.into_task(), max);
-                ended.push((framework.id.clone(), task_id, state));
-            }
-        }
-        for (framework_id, task_id, state) in ended {
-            let event = self.master_update(
-                now,
-                &task_id,
-                Some(agent_id),
-                state,
-                TaskStatusReason::ReasonAgentRemovedByOperator,
-                "Agent marked gone by the operator",
-            );
-            self.counters.count_task_state(state);
-            self.emit_master_update(&framework_id, &event);
-            self.send_to_framework(&framework_id, event, out);
-        }
+        let end = UnreachableEnd {
+            state_aware: TaskState::GoneByOperator,
+            reason: TaskStatusReason::ReasonAgentRemovedByOperator,
+            message: "Agent marked gone by the operator",
+        };
+        self.end_unreachable_tasks(now, agent_id, end, out);
     }
 
     /// DEACTIVATE_AGENT: no more offers of its resources; its tasks keep running.
@@ -880,6 +864,14 @@ impl MasterState {
             }
         }
     }
+}
+
+/// How the tasks of an unreachable agent end, and what their frameworks are told.
+struct UnreachableEnd {
+    /// The state for PARTITION_AWARE frameworks; the others get TASK_LOST.
+    state_aware: TaskState,
+    reason: TaskStatusReason,
+    message: &'static str,
 }
 
 /// Returns an agent's total resources, or why they are not acceptable.
