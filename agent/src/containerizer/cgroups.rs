@@ -43,10 +43,7 @@ use tracing::{debug, info};
 
 use super::engine::{Engine, Isolation, IsolationRecovery, Limitation, pid_from_raw, signal_group};
 use super::posix::process_stat;
-use super::{
-    BoxFuture, Containerizer, ContainerizerError, ExitStatus, LaunchSpec, Launched, Limits,
-    RecoverSpec, Recovery, Termination, TerminationReason, Usage,
-};
+use super::{ContainerizerError, ExitStatus, Limits, RecoverSpec, TerminationReason, Usage};
 
 /// Shares per cpu, as Mesos's `CPU_SHARES_PER_CPU` (the kernel's default weight of one cgroup).
 pub const CPU_SHARES_PER_CPU: u64 = 1024;
@@ -133,42 +130,7 @@ impl CgroupsContainerizer {
     }
 }
 
-impl Containerizer for CgroupsContainerizer {
-    fn launch(
-        &self,
-        container_id: ContainerId,
-        spec: LaunchSpec,
-    ) -> Result<Launched, ContainerizerError> {
-        self.engine.launch(container_id, spec)
-    }
-
-    fn wait(
-        &self,
-        container_id: &ContainerId,
-    ) -> BoxFuture<Result<Termination, ContainerizerError>> {
-        self.engine.wait(container_id)
-    }
-
-    fn destroy(
-        &self,
-        container_id: &ContainerId,
-        grace_period: Duration,
-    ) -> BoxFuture<Result<Termination, ContainerizerError>> {
-        self.engine.destroy(container_id, grace_period)
-    }
-
-    fn usage(&self, container_id: &ContainerId) -> Result<Usage, ContainerizerError> {
-        self.engine.usage(container_id)
-    }
-
-    fn recover(&self, known: Vec<RecoverSpec>) -> BoxFuture<Result<Recovery, ContainerizerError>> {
-        self.engine.recover(known)
-    }
-
-    fn containers(&self) -> Vec<ContainerId> {
-        self.engine.container_ids()
-    }
-}
+super::engine::containerizer_over_engine!(CgroupsContainerizer);
 
 /// One directory per controller; on v2, and for co-mounted v1 controllers, some are the same.
 #[derive(Debug, Clone)]

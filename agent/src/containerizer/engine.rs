@@ -573,3 +573,67 @@ fn install_pre_exec(
         command.pre_exec(hook);
     }
 }
+
+/// Implements `Containerizer` for a struct whose `engine` field is an `Arc<Engine<_>>`: the
+/// containerizers differ only in their isolation, and the engine does the rest.
+macro_rules! containerizer_over_engine {
+    ($containerizer:ty) => {
+        impl $crate::containerizer::Containerizer for $containerizer {
+            fn launch(
+                &self,
+                container_id: strata_protocol::ContainerId,
+                spec: $crate::containerizer::LaunchSpec,
+            ) -> Result<$crate::containerizer::Launched, $crate::containerizer::ContainerizerError>
+            {
+                self.engine.launch(container_id, spec)
+            }
+
+            fn wait(
+                &self,
+                container_id: &strata_protocol::ContainerId,
+            ) -> $crate::containerizer::BoxFuture<
+                Result<
+                    $crate::containerizer::Termination,
+                    $crate::containerizer::ContainerizerError,
+                >,
+            > {
+                self.engine.wait(container_id)
+            }
+
+            fn destroy(
+                &self,
+                container_id: &strata_protocol::ContainerId,
+                grace_period: std::time::Duration,
+            ) -> $crate::containerizer::BoxFuture<
+                Result<
+                    $crate::containerizer::Termination,
+                    $crate::containerizer::ContainerizerError,
+                >,
+            > {
+                self.engine.destroy(container_id, grace_period)
+            }
+
+            fn usage(
+                &self,
+                container_id: &strata_protocol::ContainerId,
+            ) -> Result<$crate::containerizer::Usage, $crate::containerizer::ContainerizerError>
+            {
+                self.engine.usage(container_id)
+            }
+
+            fn recover(
+                &self,
+                known: Vec<$crate::containerizer::RecoverSpec>,
+            ) -> $crate::containerizer::BoxFuture<
+                Result<$crate::containerizer::Recovery, $crate::containerizer::ContainerizerError>,
+            > {
+                self.engine.recover(known)
+            }
+
+            fn containers(&self) -> Vec<strata_protocol::ContainerId> {
+                self.engine.container_ids()
+            }
+        }
+    };
+}
+pub(crate) use containerizer_over_engine;

@@ -7,16 +7,12 @@
 
 use std::fs;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 use strata_protocol::ContainerId;
 
 use super::engine::{Engine, Isolation, IsolationRecovery, Limitation, pid_from_raw, signal_group};
-use super::{
-    BoxFuture, Containerizer, ContainerizerError, ExitStatus, LaunchSpec, Launched, Limits,
-    RecoverSpec, Recovery, Termination, Usage,
-};
+use super::{ContainerizerError, ExitStatus, Limits, RecoverSpec, Usage};
 
 /// Runs containers as plain process groups.
 #[derive(Clone)]
@@ -38,42 +34,7 @@ impl Default for PosixContainerizer {
     }
 }
 
-impl Containerizer for PosixContainerizer {
-    fn launch(
-        &self,
-        container_id: ContainerId,
-        spec: LaunchSpec,
-    ) -> Result<Launched, ContainerizerError> {
-        self.engine.launch(container_id, spec)
-    }
-
-    fn wait(
-        &self,
-        container_id: &ContainerId,
-    ) -> BoxFuture<Result<Termination, ContainerizerError>> {
-        self.engine.wait(container_id)
-    }
-
-    fn destroy(
-        &self,
-        container_id: &ContainerId,
-        grace_period: Duration,
-    ) -> BoxFuture<Result<Termination, ContainerizerError>> {
-        self.engine.destroy(container_id, grace_period)
-    }
-
-    fn usage(&self, container_id: &ContainerId) -> Result<Usage, ContainerizerError> {
-        self.engine.usage(container_id)
-    }
-
-    fn recover(&self, known: Vec<RecoverSpec>) -> BoxFuture<Result<Recovery, ContainerizerError>> {
-        self.engine.recover(known)
-    }
-
-    fn containers(&self) -> Vec<ContainerId> {
-        self.engine.container_ids()
-    }
-}
+super::engine::containerizer_over_engine!(PosixContainerizer);
 
 pub(crate) struct PosixIsolation;
 
