@@ -65,6 +65,57 @@ impl Peer {
         self.node.send(envelope).unwrap();
     }
 
+    /// Sends RegisterAgent for an agent with `resources` (Mesos text form).
+    fn register_agent(&self, resources: &str) {
+        let resources = Resources::parse(resources, "*").unwrap().to_wire();
+        let agent_info = json!({"hostname": "agent.test", "resources": resources});
+        let register = internal::RegisterAgent {
+            agent_info: serde_json::from_value(agent_info).unwrap(),
+            checkpointed_resources: vec![],
+            version: "test".into(),
+            capabilities: vec![],
+        };
+        self.send(Body::Internal(register.into()));
+    }
+
+    /// Waits for AgentRegistered and returns the assigned ID.
+    async fn registered(&mut self) -> strata_protocol::AgentId {
+        self.expect("AgentRegistered", |body| match body {
+            Body::Internal(Message::AgentRegistered(registered)) => Some(registered.agent_id),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends SUBSCRIBE for a new framework called `name`.
+    fn subscribe(&self, name: &str) {
+        let info = json!({"framework_info": {"user": "root", "name": name}});
+        let subscribe = serde_json::from_value(info).unwrap();
+        let body = CallBody::Subscribe(Box::new(subscribe));
+        self.send(Body::SchedulerCall(Call {
+            framework_id: None,
+            body,
+        }));
+    }
+
+    /// Waits for SUBSCRIBED and returns the framework's ID.
+    async fn subscribed(&mut self) -> strata_protocol::FrameworkId {
+        self.expect("SUBSCRIBED", |body| match body {
+            Body::SchedulerEvent(Event::Subscribed(subscribed)) => Some(subscribed.framework_id),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for an OFFERS event and returns its first offer.
+    async fn next_offer(&mut self) -> strata_protocol::mesos::Offer {
+        self.expect("OFFERS", |body| match body {
+            Body::SchedulerEvent(Event::Offers(offers)) => offers.offers.into_iter().next(),
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits for the next envelope whose body `pick` accepts, skipping others.
     async fn expect<T>(&mut self, what: &str, pick: impl Fn(Body) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -153,21 +204,8 @@ async fn framework_launches_a_task_on_an_agent_and_the_operator_sees_it() {
 
     // The agent registers and gets its ID.
     let mut agent = Peer::start(PeerRole::Agent, "agent", "agent.test", &master.pid);
-    let agent_info = json!({"hostname": "agent.test", "resources": Resources::parse("cpus:2;mem:1024;ports:[31000-31009]", "*").unwrap().to_wire()});
-    agent.send(Body::Internal(Message::RegisterAgent(Box::new(
-        internal::RegisterAgent {
-            agent_info: serde_json::from_value(agent_info).unwrap(),
-            checkpointed_resources: vec![],
-            version: "test".into(),
-            capabilities: vec![],
-        },
-    ))));
-    let agent_id = agent
-        .expect("AgentRegistered", |body| match body {
-            Body::Internal(Message::AgentRegistered(registered)) => Some(registered.agent_id),
-            _ => None,
-        })
-        .await;
+    agent.register_agent("cpus:2;mem:1024;ports:[31000-31009]");
+    let agent_id = agent.registered().await;
 
     // The framework subscribes and gets an offer for the agent.
     let mut framework = Peer::start(
@@ -176,24 +214,9 @@ async fn framework_launches_a_task_on_an_agent_and_the_operator_sees_it() {
         "framework.test",
         &master.pid,
     );
-    let subscribe =
-        serde_json::from_value(json!({"framework_info": {"user": "root", "name": "e2e"}})).unwrap();
-    framework.send(Body::SchedulerCall(Call {
-        framework_id: None,
-        body: CallBody::Subscribe(Box::new(subscribe)),
-    }));
-    let framework_id = framework
-        .expect("SUBSCRIBED", |body| match body {
-            Body::SchedulerEvent(Event::Subscribed(subscribed)) => Some(subscribed.framework_id),
-            _ => None,
-        })
-        .await;
-    let offer = framework
-        .expect("OFFERS", |body| match body {
-            Body::SchedulerEvent(Event::Offers(offers)) => offers.offers.into_iter().next(),
-            _ => None,
-        })
-        .await;
+    framework.subscribe("e2e");
+    let framework_id = framework.subscribed().await;
+    let offer = framework.next_offer().await;
     assert_eq!(offer.agent_id, agent_id);
 
     // It launches a task; the master sends it to the agent.
@@ -506,26 +529,14 @@ async fn operator_subscribe_streams_state_then_changes() {
     );
 
     let mut agent = Peer::start(PeerRole::Agent, "agent", "agent.test", &master.pid);
-    let agent_info = json!({"hostname": "agent.test", "resources": Resources::parse("cpus:2;mem:1024", "*").unwrap().to_wire()});
-    let register = internal::RegisterAgent {
-        agent_info: serde_json::from_value(agent_info).unwrap(),
-        checkpointed_resources: vec![],
-        version: "test".into(),
-        capabilities: vec![],
-    };
-    agent.send(Body::Internal(register.into()));
+    agent.register_agent("cpus:2;mem:1024");
     let added = events.next_event().await;
     assert_eq!(added["type"], "AGENT_ADDED");
     assert_eq!(
         added["agent_added"]["agent"]["agent_info"]["hostname"],
         "agent.test"
     );
-    let agent_id = agent
-        .expect("AgentRegistered", |body| match body {
-            Body::Internal(Message::AgentRegistered(registered)) => Some(registered.agent_id),
-            _ => None,
-        })
-        .await;
+    let agent_id = agent.registered().await;
 
     let mut framework = Peer::start(
         PeerRole::Scheduler,
@@ -533,31 +544,15 @@ async fn operator_subscribe_streams_state_then_changes() {
         "framework.test",
         &master.pid,
     );
-    let subscribe =
-        serde_json::from_value(json!({"framework_info": {"user": "root", "name": "watched"}}))
-            .unwrap();
-    framework.send(Body::SchedulerCall(Call {
-        framework_id: None,
-        body: CallBody::Subscribe(Box::new(subscribe)),
-    }));
+    framework.subscribe("watched");
     let added = events.next_event().await;
     assert_eq!(added["type"], "FRAMEWORK_ADDED");
     assert_eq!(
         added["framework_added"]["framework"]["framework_info"]["name"],
         "watched"
     );
-    let framework_id = framework
-        .expect("SUBSCRIBED", |body| match body {
-            Body::SchedulerEvent(Event::Subscribed(subscribed)) => Some(subscribed.framework_id),
-            _ => None,
-        })
-        .await;
-    let offer = framework
-        .expect("OFFERS", |body| match body {
-            Body::SchedulerEvent(Event::Offers(offers)) => offers.offers.into_iter().next(),
-            _ => None,
-        })
-        .await;
+    let framework_id = framework.subscribed().await;
+    let offer = framework.next_offer().await;
     let task = json!({"name": "t", "task_id": {"value": "t1"}, "agent_id": {"value": agent_id.as_str()},
         "resources": Resources::parse("cpus:1", "*").unwrap().to_wire(), "command": {"value": "true"}});
     let accept = json!({"offer_ids": [offer.id], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]});
