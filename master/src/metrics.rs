@@ -11,7 +11,7 @@ use strata_protocol::Resources;
 use strata_protocol::mesos::TaskState;
 use strata_transport::{CloseReason, DropReason, TransportStats};
 
-use crate::state::{AgentMode, MasterState, Now};
+use crate::state::{AgentMode, AgentSummary, MasterState, Now};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -25,13 +25,13 @@ struct ResourceTotals {
     offered: Resources,
 }
 
-fn resource_totals(state: &MasterState) -> ResourceTotals {
+fn resource_totals(agents: &[AgentSummary]) -> ResourceTotals {
     let mut totals = ResourceTotals {
         total: Resources::new(),
         used: Resources::new(),
         offered: Resources::new(),
     };
-    for agent in state.agents() {
+    for agent in agents {
         totals.total += &agent.total;
         totals.used += &agent.used;
         totals.offered += &agent.offered;
@@ -49,7 +49,7 @@ struct Population {
     frameworks: BTreeMap<&'static str, usize>,
 }
 
-fn population(state: &MasterState) -> Population {
+fn population(state: &MasterState, registered: &[AgentSummary]) -> Population {
     let mut agents = BTreeMap::from([
         ("active", 0),
         ("inactive", 0),
@@ -57,7 +57,7 @@ fn population(state: &MasterState) -> Population {
         ("unreachable", state.unreachable_agents().len()),
         ("gone", state.gone_agents().len()),
     ]);
-    for agent in state.agents() {
+    for agent in registered {
         let key = if !agent.connected {
             "disconnected"
         } else if agent.mode == AgentMode::Active {
@@ -67,19 +67,12 @@ fn population(state: &MasterState) -> Population {
         };
         *agents.entry(key).or_default() += 1;
     }
-    let mut frameworks = BTreeMap::from([
-        ("connected", 0),
-        ("disconnected", 0),
-        ("completed", state.completed_frameworks().len()),
+    let (n_connected, n_disconnected) = state.framework_connections();
+    let frameworks = BTreeMap::from([
+        ("connected", n_connected),
+        ("disconnected", n_disconnected),
+        ("completed", state.n_completed_frameworks()),
     ]);
-    for framework in state.frameworks() {
-        let key = if framework.connected {
-            "connected"
-        } else {
-            "disconnected"
-        };
-        *frameworks.entry(key).or_default() += 1;
-    }
     Population { agents, frameworks }
 }
 
@@ -93,15 +86,16 @@ pub fn record_master_metrics(state: &MasterState, now: Now, transport: &Transpor
         let n = task_counts.get(&task_state).copied().unwrap_or(0);
         gauge!("strata_master_tasks", "state" => state_label(task_state)).set(n as f64);
     }
-    let population = population(state);
+    let agents = state.agents();
+    let population = population(state, &agents);
     for (key, n) in population.agents {
         gauge!("strata_master_agents", "state" => key).set(n as f64);
     }
     for (key, n) in population.frameworks {
         gauge!("strata_master_frameworks", "state" => key).set(n as f64);
     }
-    gauge!("strata_master_offers_outstanding").set(state.offers().len() as f64);
-    let totals = resource_totals(state);
+    gauge!("strata_master_offers_outstanding").set(state.n_offers() as f64);
+    let totals = resource_totals(&agents);
     for (name, factor) in RESOURCES {
         for (key, resources) in [
             ("total", &totals.total),
@@ -199,7 +193,8 @@ pub fn mesos_snapshot(state: &MasterState, now: Now) -> BTreeMap<String, f64> {
         let n = task_counts.get(&task_state).copied().unwrap_or(0);
         put(&format!("tasks_{}", state_label(task_state)), n as f64);
     }
-    let population = population(state);
+    let summaries = state.agents();
+    let population = population(state, &summaries);
     let agents = &population.agents;
     let registered = agents["active"] + agents["inactive"] + agents["disconnected"];
     put(
@@ -219,8 +214,8 @@ pub fn mesos_snapshot(state: &MasterState, now: Now) -> BTreeMap<String, f64> {
     put("frameworks_disconnected", frameworks["disconnected"] as f64);
     put("frameworks_active", frameworks["connected"] as f64);
     put("frameworks_inactive", frameworks["disconnected"] as f64);
-    put("outstanding_offers", state.offers().len() as f64);
-    let totals = resource_totals(state);
+    put("outstanding_offers", state.n_offers() as f64);
+    let totals = resource_totals(&summaries);
     for (name, _) in RESOURCES {
         let total = totals.total.scalar(name).unwrap_or(0.0);
         let used = totals.used.scalar(name).unwrap_or(0.0);

@@ -184,28 +184,36 @@ impl MasterState {
 
     /// Returns the registered agents.
     pub fn agents(&self) -> Vec<AgentSummary> {
+        // One pass over the offers for all agents, rather than one per agent.
+        let mut offered: BTreeMap<&AgentId, Resources> = BTreeMap::new();
+        for offer in self.offers.values() {
+            *offered.entry(&offer.agent_id).or_default() += &*offer.resources;
+        }
         self.agents
             .values()
-            .map(|agent| self.agent_summary(agent))
+            .map(|agent| {
+                let offered = offered.remove(&agent.id).unwrap_or_default();
+                self.agent_summary(agent, offered)
+            })
             .collect()
     }
 
     /// Returns one registered agent.
     pub fn agent(&self, agent_id: &AgentId) -> Option<AgentSummary> {
-        self.agents
-            .get(agent_id)
-            .map(|agent| self.agent_summary(agent))
+        self.agents.get(agent_id).map(|agent| {
+            let mut offered = Resources::new();
+            for offer in self
+                .offers
+                .values()
+                .filter(|offer| offer.agent_id == agent.id)
+            {
+                offered += &*offer.resources;
+            }
+            self.agent_summary(agent, offered)
+        })
     }
 
-    fn agent_summary(&self, agent: &super::Agent) -> AgentSummary {
-        let mut offered = Resources::new();
-        for offer in self
-            .offers
-            .values()
-            .filter(|offer| offer.agent_id == agent.id)
-        {
-            offered += &*offer.resources;
-        }
+    fn agent_summary(&self, agent: &super::Agent, offered: Resources) -> AgentSummary {
         let mut used = Resources::new();
         for (framework_id, task_id) in &agent.tasks {
             if let Some(entry) = self
@@ -287,6 +295,26 @@ impl MasterState {
                 role: Some(entry.role.clone()),
             }),
         })
+    }
+
+    /// Returns how many frameworks are connected and how many are not, without copying them.
+    pub fn framework_connections(&self) -> (usize, usize) {
+        let connected = self
+            .frameworks
+            .values()
+            .filter(|f| f.conn.is_some())
+            .count();
+        (connected, self.frameworks.len() - connected)
+    }
+
+    /// Returns how many removed frameworks are remembered.
+    pub fn n_completed_frameworks(&self) -> usize {
+        self.completed_frameworks.len()
+    }
+
+    /// Returns how many offers are outstanding.
+    pub fn n_offers(&self) -> usize {
+        self.offers.len()
     }
 
     /// Returns every outstanding offer.
