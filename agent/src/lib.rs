@@ -12,5 +12,7 @@
 //! Still to come, per the agent issue: `state` (the pure `AgentState`), `actor` (the actix shell
 //! that drives it and the containerizer) and `http`.
 
+pub mod checkpoint;
 pub mod containerizer;
+pub mod detect;
 pub mod sandbox;

@@ -1,0 +1,199 @@
+//! The file operations the store is built from: atomic replacement, appends that leave no
+//! partial record behind, directory creation and removal that survive a crash, each optionally
+//! made durable with fsync.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::CheckpointError;
+
+/// Tells temporary files apart when several threads replace files in one directory.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The name prefix of temporary files. They sit beside the file they replace, in directories
+/// that recovery reads by fixed names and never lists.
+const TMP_PREFIX: &str = ".tmp-";
+
+pub(crate) fn io_error(op: &'static str, path: &Path, source: io::Error) -> CheckpointError {
+    CheckpointError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// File operations with or without fsync.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fs {
+    pub fsync: bool,
+}
+
+impl Fs {
+    /// Makes the entries of `dir` (creations, renames, removals) durable.
+    pub fn sync_dir(&self, dir: &Path) -> Result<(), CheckpointError> {
+        if !self.fsync {
+            return Ok(());
+        }
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|err| io_error("sync directory", dir, err))
+    }
+
+    /// Creates `dir` and its missing parents; with fsync, each new directory is made durable in
+    /// its parent, so a crash cannot leave a file whose directory vanished.
+    pub fn create_dirs(&self, dir: &Path) -> Result<(), CheckpointError> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            self.create_dirs(parent)?;
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {
+                return Ok(());
+            }
+            Err(err) => return Err(io_error("create directory", dir, err)),
+        }
+        match dir.parent() {
+            Some(parent) => self.sync_dir(parent),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces `path` with `bytes` so that readers see the old or the new content, never a mix:
+    /// write a temporary file in the same directory, sync it, rename it over, sync the directory.
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+        let dir = path.parent().expect("checkpoint files live in a directory");
+        self.create_dirs(dir)?;
+        let name = path.file_name().expect("checkpoint files have names");
+        let seq = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!("{TMP_PREFIX}{}-{seq}", name.to_string_lossy()));
+        let result = self.write_then_rename(&tmp, path, bytes);
+        if result.is_err() {
+            // Best effort: the temporary file is garbage either way, and the original error is
+            // the one worth reporting.
+            let _ = fs::remove_file(&tmp);
+        }
+        result?;
+        self.sync_dir(dir)
+    }
+
+    fn write_then_rename(
+        &self,
+        tmp: &Path,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<(), CheckpointError> {
+        let mut file = File::create(tmp).map_err(|err| io_error("create", tmp, err))?;
+        file.write_all(bytes)
+            .map_err(|err| io_error("write", tmp, err))?;
+        if self.fsync {
+            file.sync_all().map_err(|err| io_error("sync", tmp, err))?;
+        }
+        fs::rename(tmp, path).map_err(|err| io_error("rename into place", path, err))
+    }
+
+    /// Appends `bytes` to `path`, creating it if needed. On a failed write the file is cut back
+    /// to its previous length, so that a later append does not land after half a record.
+    pub fn append(&self, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+        let dir = path.parent().expect("checkpoint files live in a directory");
+        self.create_dirs(dir)?;
+        let (mut file, created) = match OpenOptions::new().append(true).create_new(true).open(path)
+        {
+            Ok(file) => (file, true),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(|err| io_error("open", path, err))?;
+                (file, false)
+            }
+            Err(err) => return Err(io_error("create", path, err)),
+        };
+        let len_before = file
+            .metadata()
+            .map_err(|err| io_error("stat", path, err))?
+            .len();
+        if let Err(err) = file.write_all(bytes) {
+            let _ = file.set_len(len_before);
+            return Err(io_error("append to", path, err));
+        }
+        if self.fsync {
+            file.sync_data()
+                .map_err(|err| io_error("sync", path, err))?;
+        }
+        if created {
+            self.sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the tree at `dir` as one step: it is first renamed into `trash` (on the same
+    /// file system), which recovery never reads, and only then deleted. A crash in between leaves
+    /// garbage in the trash, never half a tree where recovery would find it.
+    pub fn remove_tree(&self, dir: &Path, trash: &Path) -> Result<(), CheckpointError> {
+        if !dir.exists() {
+            return Ok(());
+        }
+        self.create_dirs(trash)?;
+        let seq = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = dir.file_name().expect("removed trees have names");
+        let target = trash.join(format!("{}-{seq}", name.to_string_lossy()));
+        fs::rename(dir, &target).map_err(|err| io_error("move to trash", dir, err))?;
+        if let Some(parent) = dir.parent() {
+            self.sync_dir(parent)?;
+        }
+        fs::remove_dir_all(&target).map_err(|err| io_error("remove", &target, err))
+    }
+
+    /// Removes `path` if it exists, durably.
+    pub fn remove_file(&self, path: &Path) -> Result<(), CheckpointError> {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(io_error("remove", path, err)),
+        }
+        match path.parent() {
+            Some(parent) => self.sync_dir(parent),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads `path`, or `None` if it does not exist.
+pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io_error("read", path, err)),
+    }
+}
+
+/// Lists the names in `dir`, sorted, or nothing if it does not exist. Names that are not UTF-8
+/// cannot be IDs and are reported.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, CheckpointError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(io_error("list", dir, err)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|err| io_error("list", dir, err))?;
+        let path = entry.path();
+        let name =
+            entry
+                .file_name()
+                .into_string()
+                .map_err(|_| CheckpointError::UnexpectedEntry {
+                    path: path.clone(),
+                    reason: "the name is not UTF-8".to_owned(),
+                })?;
+        names.push((name, path));
+    }
+    names.sort();
+    Ok(names)
+}
