@@ -308,7 +308,7 @@ fn parse_ranges(value: &str) -> Result<Ranges, &'static str> {
         .split(['[', ']', '-', ','])
         .filter(|bound| !bound.is_empty())
         .collect();
-    if bounds.is_empty() || bounds.len() % 2 != 0 {
+    if bounds.is_empty() || !bounds.len().is_multiple_of(2) {
         return Err("expected one or more ranges 'begin-end'");
     }
     let mut ranges = Vec::with_capacity(bounds.len() / 2);
