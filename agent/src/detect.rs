@@ -174,7 +174,12 @@ fn detect_mem_total() -> Option<u64> {
     match total {
         Ok(bytes) => Some(bytes),
         Err(error) => {
-            warn!(%error, path = MEMINFO_PATH, default_bytes = DEFAULT_MEM_BYTES, "cannot detect the memory size");
+            warn!(
+                %error,
+                path = MEMINFO_PATH,
+                default_bytes = DEFAULT_MEM_BYTES,
+                "cannot detect the memory size"
+            );
             None
         }
     }
@@ -202,7 +207,12 @@ fn detect_disk_total(work_dir: &Path) -> Option<u64> {
     match rustix::fs::statvfs(existing) {
         Ok(stat) => Some(stat.f_frsize.saturating_mul(stat.f_blocks)),
         Err(err) => {
-            warn!(error = %err, path = %existing.display(), default_bytes = DEFAULT_DISK_BYTES, "cannot detect the disk size");
+            warn!(
+                error = %err,
+                path = %existing.display(),
+                default_bytes = DEFAULT_DISK_BYTES,
+                "cannot detect the disk size"
+            );
             None
         }
     }

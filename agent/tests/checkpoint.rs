@@ -46,7 +46,11 @@ fn agent_info(id: &str) -> AgentInfo {
         "id": {"value": id},
         "resources": [
             {"name": "cpus", "type": "SCALAR", "scalar": {"value": 4.0}},
-            {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 31000, "end": 32000}]}}
+            {
+                "name": "ports",
+                "type": "RANGES",
+                "ranges": {"range": [{"begin": 31000, "end": 32000}]}
+            }
         ],
         "attributes": [{"name": "rack", "type": "TEXT", "text": {"value": "r1"}}]
     }))
@@ -71,7 +75,10 @@ fn executor_info(fw_id: &str, id: &str) -> ExecutorInfo {
         "type": "CUSTOM",
         "executor_id": {"value": id},
         "framework_id": {"value": fw_id},
-        "command": {"value": "exec ./executor", "environment": {"variables": [{"name": "A", "value": "1"}]}},
+        "command": {
+            "value": "exec ./executor",
+            "environment": {"variables": [{"name": "A", "value": "1"}]}
+        },
         "resources": [{"name": "mem", "type": "SCALAR", "scalar": {"value": 32.0}}],
         "data": "AAEC/w=="
     }))
@@ -512,6 +519,22 @@ fn wiping_forgets_the_agent_and_its_tree() {
     assert_eq!(recovered.agent_info.id, Some(AgentId::new(next).unwrap()));
     assert!(recovered.frameworks.is_empty());
     assert_eq!(recovered.boot_id.as_deref(), Some("b1"));
+}
+
+#[test]
+fn a_damaged_current_agent_is_reported_and_can_be_wiped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CheckpointStore::open(dir.path(), false).unwrap();
+    store.write_agent(&agent_info(AGENT)).unwrap();
+    let latest = dir.path().join("meta/agents/latest");
+    fs::write(&latest, "../elsewhere\n").unwrap();
+    let err = store.recover().unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Corrupt { path, .. } if path == &latest),
+        "{err:?}"
+    );
+    store.wipe_agent().unwrap();
+    assert_eq!(store.recover().unwrap(), None);
 }
 
 #[test]

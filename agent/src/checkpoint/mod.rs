@@ -411,10 +411,19 @@ impl CheckpointStore {
     /// Forgets the current agent, so that the next start registers as a new one: `latest` goes
     /// first (the step that makes it forgotten), then the agent's tree.
     pub fn wipe_agent(&self) -> Result<(), CheckpointError> {
-        let Some(agent) = self.latest_agent()? else {
-            return Ok(());
+        let latest = self.meta.join(AGENTS).join(LATEST);
+        let agent = match self.latest_agent() {
+            Ok(Some(agent)) => agent,
+            Ok(None) => return Ok(()),
+            // A damaged `latest` is exactly what a wipe must get rid of; the tree it named
+            // cannot be found and stays for the operator.
+            Err(err @ CheckpointError::Corrupt { .. }) => {
+                warn!(error = %err, "forgetting an unreadable current agent");
+                return self.fs.remove_file(&latest);
+            }
+            Err(err) => return Err(err),
         };
-        self.fs.remove_file(&self.meta.join(AGENTS).join(LATEST))?;
+        self.fs.remove_file(&latest)?;
         let dir = self.agent_dir(&agent)?;
         self.fs.remove_tree(&dir, &self.meta.join(TRASH))
     }
@@ -472,7 +481,11 @@ impl CheckpointStore {
     ) -> Result<Option<RecoveredFramework>, CheckpointError> {
         let path = dir.join(FRAMEWORK_INFO);
         let Some(info) = read_record::<FrameworkInfo>(&path)? else {
-            warn!(framework = %fw, path = %path.display(), "framework has no info file; skipping it");
+            warn!(
+                framework = %fw,
+                path = %path.display(),
+                "framework has no info file; skipping it"
+            );
             return Ok(None);
         };
         if info.id.as_ref() != Some(fw) {
@@ -523,7 +536,11 @@ impl CheckpointStore {
     ) -> Result<Option<(u64, RecoveredRun)>, CheckpointError> {
         let path = dir.join(RUN_INFO);
         let Some(file) = read_record::<RunFile>(&path)? else {
-            warn!(container = %container_id, path = %path.display(), "run has no info file; skipping it");
+            warn!(
+                container = %container_id,
+                path = %path.display(),
+                "run has no info file; skipping it"
+            );
             return Ok(None);
         };
         let mut tasks = Vec::new();
