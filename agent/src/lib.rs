@@ -14,3 +14,4 @@
 
 pub mod containerizer;
 pub mod sandbox;
+pub mod status_updates;
