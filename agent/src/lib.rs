@@ -16,3 +16,4 @@ pub mod checkpoint;
 pub mod containerizer;
 pub mod detect;
 pub mod sandbox;
+pub mod status_updates;
