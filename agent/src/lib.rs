@@ -12,8 +12,10 @@
 //! Still to come, per the agent issue: `state` (the pure `AgentState`), `actor` (the actix shell
 //! that drives it and the containerizer) and `http`.
 
+pub mod actor;
 pub mod checkpoint;
 pub mod containerizer;
 pub mod detect;
 pub mod sandbox;
+pub mod state;
 pub mod status_updates;

@@ -41,9 +41,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use strata_protocol::ids::validate_id;
-use strata_protocol::internal::StatusUpdate;
 use strata_protocol::mesos::{AgentInfo, ExecutorInfo, FrameworkInfo, Task};
-use strata_protocol::{AgentId, Bytes, ContainerId, ExecutorId, FrameworkId, Resource, TaskId};
+use strata_protocol::{AgentId, ContainerId, ExecutorId, FrameworkId, Resource, TaskId};
 use tracing::warn;
 
 use fsio::{Fs, io_error, list_dir, read_if_exists};
@@ -110,14 +109,9 @@ pub struct RunRecord {
     pub completed: bool,
 }
 
-/// One entry of a task's updates log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum UpdateRecord {
-    /// A status update, written before it is first forwarded.
-    Update(StatusUpdate),
-    /// The acknowledgement of the update with this UUID.
-    Ack { uuid: Bytes },
-}
+/// One entry of a task's updates log: the status update manager's own record type, so that
+/// what it emits is exactly what recovery gives back to it.
+pub use crate::status_updates::UpdateRecord;
 
 /// Everything checkpointed for the latest agent.
 #[derive(Debug, Clone, PartialEq)]

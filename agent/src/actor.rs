@@ -1,0 +1,552 @@
+//! The agent actor: a thin shell around [`AgentState`].
+//!
+//! It turns envelopes from the transport, broken links, timers and container events into inputs
+//! for the state machine, and executes the effects it returns, in order: checkpoint writes,
+//! messages to the master and executors, container launches and destroys. It makes no decisions
+//! of its own.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
+    SpawnHandle, WrapFuture,
+};
+use strata_protocol::executor::Event;
+use strata_protocol::{Body, ContainerId, Envelope, Epoch, Pid};
+use strata_transport::{Delivery, LinkEvent, LinkState, Node};
+use tokio::sync::mpsc;
+
+use crate::checkpoint::CheckpointStore;
+use crate::containerizer::{
+    CommandLine, Containerizer, ContainerizerError, LaunchSpec, Limits, Termination,
+};
+use crate::sandbox::SandboxLayout;
+use crate::state::{
+    AgentState, CheckpointOp, ContainerEnd, Effect, ExecutorConn, Input, LaunchContainer, Now,
+};
+
+/// Reads the clock for the state machine: monotonic time since the actor started, and the wall
+/// clock for timestamps.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin: Instant,
+    unix_origin: f64,
+}
+
+impl Clock {
+    /// Starts a clock at the current time.
+    #[allow(clippy::disallowed_methods)] // The actor is where time enters the system.
+    pub fn start() -> Clock {
+        let unix_origin = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Clock {
+            origin: Instant::now(),
+            unix_origin,
+        }
+    }
+
+    /// Returns the current time.
+    pub fn now(&self) -> Now {
+        let mono = self.origin.elapsed();
+        Now {
+            mono,
+            unix: self.unix_origin + mono.as_secs_f64(),
+        }
+    }
+}
+
+/// What the actor needs besides the state machine.
+pub struct AgentRuntime {
+    pub node: Node,
+    pub pid: Pid,
+    pub clock: Clock,
+    pub containerizer: Arc<dyn Containerizer>,
+    pub sandbox: SandboxLayout,
+    pub store: CheckpointStore,
+    /// The program run as the built-in command executor, with `executor` as its argument (the
+    /// `strata` binary itself).
+    pub launcher: PathBuf,
+    /// Limit on processes per container.
+    pub pids_max: Option<u64>,
+    /// Variables every executor gets besides the `MESOS_*` ones (`PATH`).
+    pub base_env: Vec<(String, String)>,
+}
+
+/// The agent actor; see the module documentation.
+pub struct AgentActor {
+    state: AgentState,
+    rt: AgentRuntime,
+    /// The pending wake-up and when it fires (monotonic).
+    wake: Option<(SpawnHandle, Duration)>,
+    /// Event streams of executors connected over HTTP.
+    http_streams: BTreeMap<u64, mpsc::UnboundedSender<Event>>,
+    /// The master to detect at start.
+    master: Option<Pid>,
+    effects: Vec<Effect>,
+}
+
+impl AgentActor {
+    pub fn new(state: AgentState, rt: AgentRuntime, master: Option<Pid>) -> AgentActor {
+        AgentActor {
+            state,
+            rt,
+            wake: None,
+            http_streams: BTreeMap::new(),
+            master,
+            effects: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
+        let now = self.rt.clock.now();
+        if let Err(error) = self.state.step(now, input, &mut self.effects) {
+            tracing::info!(%error, "input refused");
+        }
+        self.execute(ctx);
+    }
+
+    /// Executes the effects the last step recorded, then makes sure `tick` runs when due.
+    fn execute(&mut self, ctx: &mut Context<Self>) {
+        // Effects may produce inputs (a launch that fails at once); those are stepped after the
+        // current batch, in order.
+        while !self.effects.is_empty() {
+            let effects = std::mem::take(&mut self.effects);
+            for effect in effects {
+                self.execute_one(effect, ctx);
+            }
+        }
+        self.schedule(ctx);
+    }
+
+    fn execute_one(&mut self, effect: Effect, ctx: &mut Context<Self>) {
+        match effect {
+            Effect::Master { pid, message } => self.send(pid, Body::Internal(message)),
+            Effect::Link { pid } => self.rt.node.link(ctx.address().recipient(), &pid),
+            Effect::Executor {
+                conn: ExecutorConn::Actor(pid),
+                event,
+            } => self.send(pid, Body::ExecutorEvent(event)),
+            Effect::Executor {
+                conn: ExecutorConn::Http(id),
+                event,
+            } => {
+                if let Some(stream) = self.http_streams.get(&id)
+                    && stream.send(event).is_err()
+                {
+                    self.http_streams.remove(&id);
+                }
+            }
+            Effect::CloseExecutor {
+                conn: ExecutorConn::Http(id),
+            } => {
+                self.http_streams.remove(&id);
+            }
+            Effect::CloseExecutor {
+                conn: ExecutorConn::Actor(pid),
+            } => self.rt.node.unlink(ctx.address().recipient(), &pid),
+            Effect::Launch(launch) => self.launch(*launch, ctx),
+            Effect::Destroy {
+                container_id,
+                grace_period,
+            } => {
+                // The exit is reported by the wait started at launch.
+                let destroy = self.rt.containerizer.destroy(&container_id, grace_period);
+                ctx.spawn(
+                    async move {
+                        if let Err(error) = destroy.await {
+                            tracing::debug!(%container_id, %error, "destroy");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+            Effect::Checkpoint(op) => self.checkpoint(*op),
+            Effect::RunFinished {
+                framework_id,
+                executor_id,
+                container_id,
+            } => {
+                tracing::debug!(%framework_id, %executor_id, %container_id, "executor run finished");
+            }
+            Effect::Shutdown { message } => {
+                tracing::warn!(%message, "shutting down");
+                for container_id in self.rt.containerizer.containers() {
+                    let destroy = self.rt.containerizer.destroy(&container_id, Duration::ZERO);
+                    actix::spawn(async move {
+                        let _ = destroy.await;
+                    });
+                }
+                if let Err(error) = self.rt.store.wipe_agent() {
+                    tracing::error!(%error, "cannot forget the agent's checkpoint");
+                }
+                self.rt.node.shutdown();
+                ctx.stop();
+            }
+        }
+    }
+
+    fn checkpoint(&self, op: CheckpointOp) {
+        let store = &self.rt.store;
+        let result = match &op {
+            CheckpointOp::Agent(info) => store.write_agent(info),
+            CheckpointOp::Resources {
+                agent_id,
+                resources,
+            } => store.write_resources(agent_id, resources),
+            CheckpointOp::Framework { agent_id, info } => store.write_framework(agent_id, info),
+            CheckpointOp::Executor {
+                agent_id,
+                framework_id,
+                info,
+            } => store.write_executor(agent_id, framework_id, info),
+            CheckpointOp::Run {
+                agent_id,
+                framework_id,
+                executor_id,
+                container_id,
+                pid,
+                completed,
+            } => store.write_run(
+                agent_id,
+                framework_id,
+                executor_id,
+                container_id,
+                &crate::checkpoint::RunRecord {
+                    pid: *pid,
+                    completed: *completed,
+                },
+            ),
+            CheckpointOp::Task {
+                agent_id,
+                framework_id,
+                executor_id,
+                container_id,
+                task,
+            } => store.write_task(agent_id, framework_id, executor_id, container_id, task),
+            CheckpointOp::Update {
+                agent_id,
+                framework_id,
+                executor_id,
+                container_id,
+                task_id,
+                record,
+            } => store.append_update(
+                agent_id,
+                framework_id,
+                executor_id,
+                container_id,
+                task_id,
+                record,
+            ),
+            CheckpointOp::RemoveFramework {
+                agent_id,
+                framework_id,
+            } => store.remove_framework(agent_id, framework_id),
+        };
+        if let Err(error) = result {
+            // Mesos aborts here; carrying on would forward what could be lost on a crash, so
+            // the update's retry is what the framework will see once the disk recovers.
+            tracing::error!(%error, "checkpoint write failed");
+        }
+    }
+
+    /// Creates the sandbox and starts the container; reports the result as an input.
+    fn launch(&mut self, launch: LaunchContainer, ctx: &mut Context<Self>) {
+        let container_id = launch.container_id.clone();
+        let result = self.start_container(&launch);
+        match result {
+            Ok(pid) => {
+                self.effects_input(Input::ContainerLaunched {
+                    container_id: container_id.clone(),
+                    pid,
+                });
+                let wait = self.rt.containerizer.wait(&container_id);
+                ctx.spawn(wait.into_actor(self).map(move |result, actor, ctx| {
+                    let end = container_end(result);
+                    actor.step(
+                        Input::ContainerExited {
+                            container_id: container_id.clone(),
+                            end,
+                        },
+                        ctx,
+                    );
+                }));
+            }
+            Err(message) => {
+                tracing::warn!(%container_id, %message, "container launch failed");
+                self.effects_input(Input::ContainerLaunchFailed {
+                    container_id,
+                    message,
+                });
+            }
+        }
+    }
+
+    /// Steps an input produced while executing effects; its effects join the current batch.
+    fn effects_input(&mut self, input: Input) {
+        let now = self.rt.clock.now();
+        let mut effects = Vec::new();
+        if let Err(error) = self.state.step(now, input, &mut effects) {
+            tracing::info!(%error, "input refused");
+        }
+        self.effects.extend(effects);
+    }
+
+    fn start_container(&self, launch: &LaunchContainer) -> Result<u32, String> {
+        let framework_id = launch
+            .framework
+            .id
+            .clone()
+            .ok_or("framework without an ID")?;
+        let executor_id = &launch.executor.executor_id;
+        let dir = self
+            .rt
+            .sandbox
+            .create_run(
+                &launch.agent_id,
+                &framework_id,
+                executor_id,
+                &launch.container_id,
+            )
+            .map_err(|error| format!("cannot create the sandbox: {error}"))?
+            .dir;
+        let command = if launch.command_executor {
+            CommandLine::Exec {
+                program: self.rt.launcher.display().to_string(),
+                argv: vec![
+                    self.rt.launcher.display().to_string(),
+                    "executor".to_owned(),
+                ],
+            }
+        } else {
+            let command = launch
+                .executor
+                .command
+                .as_ref()
+                .ok_or("executor has no command")?;
+            CommandLine::from_command_info(command).map_err(|error| error.to_string())?
+        };
+        let mut env = self.rt.base_env.clone();
+        if !launch.command_executor
+            && let Some(environment) = launch
+                .executor
+                .command
+                .as_ref()
+                .and_then(|command| command.environment.as_ref())
+        {
+            for variable in &environment.variables {
+                if let Some(value) = &variable.value {
+                    env.push((variable.name.clone(), value.clone()));
+                }
+            }
+        }
+        let sandbox_path = dir.display().to_string();
+        let agent_endpoint = self.rt.pid.node();
+        let mesos_env = [
+            ("MESOS_FRAMEWORK_ID", framework_id.to_string()),
+            ("MESOS_EXECUTOR_ID", executor_id.to_string()),
+            ("MESOS_AGENT_ENDPOINT", agent_endpoint.clone()),
+            ("MESOS_SLAVE_PID", self.rt.pid.to_string()),
+            ("STRATA_AGENT_PID", self.rt.pid.to_string()),
+            ("MESOS_SANDBOX", sandbox_path.clone()),
+            ("MESOS_DIRECTORY", sandbox_path),
+            (
+                "MESOS_CHECKPOINT",
+                if launch.checkpoint { "1" } else { "0" }.to_owned(),
+            ),
+            ("MESOS_RECOVERY_TIMEOUT", "15mins".to_owned()),
+            ("MESOS_SUBSCRIPTION_BACKOFF_MAX", "2secs".to_owned()),
+            (
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
+                format!("{}ms", launch.shutdown_grace_period.as_millis()),
+            ),
+            ("MESOS_CONTAINER_ID", launch.container_id.to_string()),
+            ("MESOS_HTTP_COMMAND_EXECUTOR", "0".to_owned()),
+        ];
+        env.extend(
+            mesos_env
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
+        let spec = LaunchSpec {
+            command,
+            env,
+            working_dir: dir.clone(),
+            user: launch.user.clone(),
+            stdout_path: dir.join("stdout"),
+            stderr_path: dir.join("stderr"),
+            limits: Limits::from_resources(&launch.resources, self.rt.pids_max),
+        };
+        self.rt
+            .containerizer
+            .launch(launch.container_id.clone(), spec)
+            .map(|launched| launched.pid)
+            .map_err(|error| error.to_string())
+    }
+
+    fn send(&self, to: Pid, body: Body) {
+        let envelope = Envelope {
+            from: self.rt.pid.clone(),
+            to,
+            epoch: Epoch::NONE,
+            body,
+        };
+        if let Err(err) = self.rt.node.send(envelope) {
+            tracing::debug!(error = %err, "message not sent");
+        }
+    }
+
+    /// Arms a timer for the state's next deadline.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let now = self.rt.clock.now().mono;
+        let Some(due) = self.state.next_deadline() else {
+            return;
+        };
+        if let Some((handle, at)) = self.wake {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(due.saturating_sub(now), |actor, ctx| {
+            actor.wake = None;
+            let now = actor.rt.clock.now();
+            actor.state.tick(now, &mut actor.effects);
+            actor.execute(ctx);
+        });
+        self.wake = Some((handle, due));
+    }
+}
+
+/// Turns a containerizer's report into the state's view of a container's end.
+fn container_end(result: Result<Termination, ContainerizerError>) -> ContainerEnd {
+    match result {
+        Ok(termination) => {
+            let status = match termination.status {
+                Some(crate::containerizer::ExitStatus::Exited(code)) => code << 8,
+                Some(crate::containerizer::ExitStatus::Signaled(signal)) => signal,
+                None => -1,
+            };
+            ContainerEnd {
+                message: termination.message,
+                reason: termination
+                    .reason
+                    .and_then(|reason| reason.task_status_reason()),
+                status,
+            }
+        }
+        Err(error) => ContainerEnd {
+            message: format!("Abnormal executor termination: {error}"),
+            reason: None,
+            status: -1,
+        },
+    }
+}
+
+impl Actor for AgentActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(pid = %self.rt.pid, "agent started");
+        let master = self.master.clone();
+        self.step(Input::MasterDetected(master), ctx);
+    }
+}
+
+impl Handler<Delivery> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, Delivery(envelope): Delivery, ctx: &mut Context<Self>) {
+        let from = envelope.from;
+        let input = match envelope.body {
+            Body::Internal(message) => Input::FromMaster {
+                from,
+                epoch: envelope.epoch,
+                message,
+            },
+            Body::ExecutorCall(call) => Input::FromExecutor {
+                conn: ExecutorConn::Actor(from),
+                call,
+            },
+            other => {
+                tracing::debug!(%from, body = ?std::mem::discriminant(&other), "ignoring message not meant for an agent");
+                return;
+            }
+        };
+        self.step(input, ctx);
+    }
+}
+
+impl Handler<LinkEvent> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, event: LinkEvent, ctx: &mut Context<Self>) {
+        if event.state == LinkState::Disconnected {
+            self.step(Input::LinkBroken(event.peer), ctx);
+        }
+    }
+}
+
+/// A read-only question about the state.
+pub type InspectFn<R> = Box<dyn FnOnce(&AgentState, Now) -> R + Send>;
+
+/// Runs `inspect` on the state and returns its result; for HTTP endpoints and tests.
+pub struct Inspect<R>(pub InspectFn<R>);
+
+impl<R: 'static> Message for Inspect<R> {
+    type Result = R;
+}
+
+impl<R: 'static> Handler<Inspect<R>> for AgentActor {
+    type Result = MessageResult<Inspect<R>>;
+
+    fn handle(&mut self, Inspect(inspect): Inspect<R>, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(inspect(&self.state, self.rt.clock.now()))
+    }
+}
+
+/// Stops the actor and its transport node; containers keep running (as after a crash), so a
+/// restarted agent can recover them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        self.rt.node.shutdown();
+        ctx.stop();
+    }
+}
+
+/// Destroys every container (for tests and `strata dev`, which must leave nothing behind).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DestroyAll;
+
+impl Handler<DestroyAll> for AgentActor {
+    type Result = actix::ResponseFuture<()>;
+
+    fn handle(&mut self, _: DestroyAll, _: &mut Context<Self>) -> Self::Result {
+        let destroys: Vec<_> = self
+            .rt
+            .containerizer
+            .containers()
+            .into_iter()
+            .map(|container_id: ContainerId| {
+                self.rt.containerizer.destroy(&container_id, Duration::ZERO)
+            })
+            .collect();
+        Box::pin(async move {
+            for destroy in destroys {
+                let _ = destroy.await;
+            }
+        })
+    }
+}
