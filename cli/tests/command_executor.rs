@@ -9,7 +9,10 @@ use std::time::Duration;
 use strata_framework_sdk::executor::testing::{FakeAgent, kill_policy, shell_task};
 use strata_protocol::TaskState;
 use strata_protocol::executor::{Event, Update};
-use strata_protocol::mesos::{Environment, EnvironmentVariable, FrameworkCapabilityType};
+use strata_protocol::mesos::{
+    CommandInfo, DurationInfo, Environment, EnvironmentVariable, FrameworkCapabilityType,
+    TaskStatusReason,
+};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -245,4 +248,86 @@ fn is_running(pid: &str) -> bool {
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
         Err(_) => false,
     }
+}
+
+#[actix_rt::test]
+async fn a_command_without_shell_gets_its_arguments_as_argv() {
+    let (mut agent, mut executor) = subscribed(&[], true).await;
+    let mut task = shell_task("argv", "");
+    task.command = Some(CommandInfo {
+        shell: Some(false),
+        value: Some("/bin/echo".to_owned()),
+        arguments: vec![
+            "echo".to_owned(),
+            "two words".to_owned(),
+            "$HOME".to_owned(),
+        ],
+        ..CommandInfo::default()
+    });
+    agent.launch(task);
+    expect_state(&mut agent, "argv", TaskState::Starting).await;
+    expect_state(&mut agent, "argv", TaskState::Running).await;
+    expect_state(&mut agent, "argv", TaskState::Finished).await;
+    assert_eq!(executor.exit_code().await, 0);
+    // No shell, so nothing was expanded.
+    assert_eq!(executor.read("stdout"), "two words $HOME\n");
+}
+
+#[actix_rt::test]
+async fn a_task_past_its_max_completion_time_fails() {
+    let (mut agent, mut executor) = subscribed(&[], true).await;
+    let mut task = shell_task("slow", "sleep 1000");
+    task.max_completion_time = Some(DurationInfo {
+        nanoseconds: 200_000_000,
+    });
+    agent.launch(task);
+    expect_state(&mut agent, "slow", TaskState::Starting).await;
+    expect_state(&mut agent, "slow", TaskState::Running).await;
+    let failed = expect_state(&mut agent, "slow", TaskState::Failed).await;
+    assert_eq!(
+        failed.status.reason,
+        Some(TaskStatusReason::ReasonMaxCompletionTimeReached)
+    );
+    assert_eq!(executor.exit_code().await, 0);
+}
+
+#[actix_rt::test]
+async fn a_command_that_cannot_start_fails_the_task() {
+    let (mut agent, mut executor) = subscribed(&[], true).await;
+    let mut task = shell_task("missing", "");
+    task.command = Some(CommandInfo {
+        shell: Some(false),
+        value: Some("/nonexistent/program".to_owned()),
+        ..CommandInfo::default()
+    });
+    agent.launch(task);
+    expect_state(&mut agent, "missing", TaskState::Starting).await;
+    let failed = expect_state(&mut agent, "missing", TaskState::Failed).await;
+    assert!(
+        message(&failed).contains("/nonexistent/program"),
+        "{failed:?}"
+    );
+    assert_eq!(executor.exit_code().await, 0);
+}
+
+#[actix_rt::test]
+async fn a_terminal_update_survives_an_agent_restart() {
+    let (mut agent, mut executor) = subscribed(&[], true).await;
+    agent.launch(shell_task(
+        "waiter",
+        "while [ ! -e go ]; do sleep 0.05; done",
+    ));
+    expect_state(&mut agent, "waiter", TaskState::Starting).await;
+    expect_state(&mut agent, "waiter", TaskState::Running).await;
+    std::fs::write(executor.path("go"), "").unwrap();
+    // The agent dies before it acknowledges the terminal update.
+    let finished = agent.expect_update().await;
+    assert_eq!(finished.status.state, TaskState::Finished);
+    let mut agent = agent.restart().await.unwrap();
+
+    let subscribe = agent.expect_subscribe().await;
+    assert_eq!(subscribe.unacknowledged_updates, [finished.clone()]);
+    agent.subscribed(&[]);
+    agent.acknowledge(&finished);
+    assert_eq!(executor.exit_code().await, 0);
 }

@@ -229,9 +229,11 @@ impl CommandExecutor {
         };
         match spawned {
             Ok(child) => {
+                // The task leads its own process group, so the group's ID is its pid.
                 task.pgid = child
                     .id()
-                    .and_then(|pid| rustix::process::Pid::from_raw(pid as i32));
+                    .and_then(|pid| i32::try_from(pid).ok())
+                    .and_then(rustix::process::Pid::from_raw);
                 info!(task_id = %task_id.as_str(), pid = ?child.id(), "task running");
                 task.child = Some(child);
                 task.deadline = info
