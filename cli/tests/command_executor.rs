@@ -326,7 +326,10 @@ async fn a_terminal_update_survives_an_agent_restart() {
     let mut agent = agent.restart().await.unwrap();
 
     let subscribe = agent.expect_subscribe().await;
-    assert_eq!(subscribe.unacknowledged_updates, [finished.clone()]);
+    assert_eq!(
+        subscribe.unacknowledged_updates,
+        std::slice::from_ref(&finished)
+    );
     agent.subscribed(&[]);
     agent.acknowledge(&finished);
     assert_eq!(executor.exit_code().await, 0);
