@@ -255,7 +255,7 @@ struct Driver {
 
 /// Gives each driver of a process its own node name, so that two drivers in one process (as in
 /// tests) never look like one peer to an agent.
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+static NEXT_PORT: AtomicU16 = AtomicU16::new(1);
 
 impl Driver {
     fn start(
@@ -263,12 +263,10 @@ impl Driver {
         events: mpsc::UnboundedSender<ExecutorEvent>,
     ) -> Result<Self, DriverError> {
         // The node does not listen: the agent answers over the connection the executor opens,
-        // so its `host:port` only has to be unique among the agent's peers.
-        let port = NEXT_PORT
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_add(fastrand::u16(..))
-            .max(1);
+        // so its `host:port` only has to be unique among the agent's peers. The OS pid tells
+        // executor processes apart, the port the drivers of one process.
         let host = format!("executor-{}", std::process::id());
+        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed).max(1);
         let mut node_config = NodeConfig::connect_only(PeerRole::Executor, host, port);
         node_config.backoff_max = config.subscription_backoff_max;
         node_config.backoff_initial = node_config

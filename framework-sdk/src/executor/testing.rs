@@ -23,8 +23,10 @@ use tokio::sync::mpsc;
 /// The name of the fake agent's actor.
 pub const AGENT_NAME: &str = "agent";
 
-/// The framework and executor IDs [`FakeAgent::env`] hands the executor.
+/// The framework ID [`FakeAgent::env`] hands the executor.
 pub const FRAMEWORK_ID: &str = "test-framework";
+
+/// The executor ID [`FakeAgent::env`] hands the executor.
 pub const EXECUTOR_ID: &str = "test-executor";
 
 /// How long [`FakeAgent::next_call`] waits before failing the test.
