@@ -162,10 +162,13 @@ async fn kill_terminates_the_task_within_its_grace_period_after_task_killing() {
 #[actix_rt::test]
 async fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let (mut agent, mut executor) = subscribed(&[], true).await;
-    agent.launch(shell_task(
+    let mut task = shell_task(
         "stubborn",
         "trap '' TERM; touch ready; while true; do sleep 0.1; done",
-    ));
+    );
+    // The KILL event's policy overrides this one.
+    task.kill_policy = Some(kill_policy(Duration::from_secs(60)));
+    agent.launch(task);
     expect_state(&mut agent, "stubborn", TaskState::Starting).await;
     expect_state(&mut agent, "stubborn", TaskState::Running).await;
     executor.wait_for_file("ready").await;
@@ -332,5 +335,30 @@ async fn a_terminal_update_survives_an_agent_restart() {
     );
     agent.subscribed(&[]);
     agent.acknowledge(&finished);
+    assert_eq!(executor.exit_code().await, 0);
+}
+
+#[actix_rt::test]
+async fn the_task_kill_policy_applies_when_the_kill_sets_none() {
+    let (mut agent, mut executor) = subscribed(&[], true).await;
+    let mut task = shell_task(
+        "stubborn",
+        "trap '' TERM; touch ready; while true; do sleep 0.1; done",
+    );
+    let grace = Duration::from_millis(300);
+    task.kill_policy = Some(kill_policy(grace));
+    agent.launch(task);
+    expect_state(&mut agent, "stubborn", TaskState::Starting).await;
+    expect_state(&mut agent, "stubborn", TaskState::Running).await;
+    executor.wait_for_file("ready").await;
+
+    let sent = Instant::now();
+    agent.kill("stubborn", None);
+    let killed = expect_state(&mut agent, "stubborn", TaskState::Killed).await;
+    let elapsed = sent.elapsed();
+    assert!(elapsed >= grace, "SIGKILL came before the grace period");
+    // The default grace period (3 s) would have taken longer.
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    assert_eq!(message(&killed), "Command terminated with signal Killed");
     assert_eq!(executor.exit_code().await, 0);
 }
