@@ -44,6 +44,9 @@ pub enum Command {
     Run(RunFlags),
     /// Prints the version of this build and of its wire protocol.
     Version,
+    /// Runs the built-in command executor; agents start it, configured through the environment.
+    #[command(hide = true)]
+    Executor,
 }
 
 #[derive(Debug, Args)]

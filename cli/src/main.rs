@@ -45,7 +45,21 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Agent(flags) => not_yet("agent", "#4", &flags),
         Command::Dev(flags) => not_yet("dev", "#5", &flags),
         Command::Run(flags) => not_yet("run", "#5", &flags),
+        Command::Executor => std::process::exit(executor()?),
     }
+}
+
+/// Runs the command executor an agent started, and returns its exit code.
+fn executor() -> anyhow::Result<i32> {
+    use anyhow::Context as _;
+    use strata_framework_sdk::executor::{ExecutorConfig, run_command_executor};
+
+    let config = ExecutorConfig::from_env()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the executor's runtime")?;
+    Ok(runtime.block_on(run_command_executor(config))?)
 }
 
 /// Refuses a subcommand whose daemon or client has not landed yet, saying which issue builds it.
