@@ -13,4 +13,6 @@
 //! that drives it and the containerizer) and `http`.
 
 pub mod containerizer;
+pub mod gc;
+pub mod http;
 pub mod sandbox;
