@@ -16,6 +16,8 @@ pub mod actor;
 pub mod checkpoint;
 pub mod containerizer;
 pub mod detect;
+pub mod gc;
+pub mod http;
 pub mod sandbox;
 pub mod state;
 pub mod status_updates;
