@@ -75,6 +75,8 @@ pub struct AgentRuntime {
     pub pids_max: Option<u64>,
     /// Variables every executor gets besides the `MESOS_*` ones (`PATH`).
     pub base_env: Vec<(String, String)>,
+    /// The sandboxes served over `/files`.
+    pub files: crate::http::Files,
 }
 
 /// The agent actor; see the module documentation.

@@ -19,5 +19,6 @@ pub mod detect;
 pub mod gc;
 pub mod http;
 pub mod sandbox;
+pub mod server;
 pub mod state;
 pub mod status_updates;

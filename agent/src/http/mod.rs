@@ -20,6 +20,15 @@ use actix_web::{HttpResponse, web};
 
 pub use files::{AttachError, Files};
 
+/// What every handler that asks the agent gets, as actix-web app data.
+pub struct HttpContext {
+    pub agent: actix::Addr<crate::actor::AgentActor>,
+    /// The flags the agent was started with, for `/state` and GET_FLAGS.
+    pub flags: Vec<(String, String)>,
+    /// When the agent started, in seconds since the Unix epoch.
+    pub start_time: f64,
+}
+
 /// Mounts every agent route on `cfg`.
 pub fn configure(files: Files) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {

@@ -1,0 +1,244 @@
+//! Starting an agent: the checkpoint store, the containerizer, the transport node, the HTTP
+//! server behind it and the actor, wired together. The `strata` binary and the tests call
+//! [`start`].
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Addr, AsyncContext, Context};
+use actix_web::{App, HttpServer, web};
+use strata_protocol::mesos::Attribute;
+use strata_protocol::{FrameCodec, PeerRole, Pid, Resources};
+use strata_transport::{Node, NodeConfig};
+
+use crate::actor::{AgentActor, AgentRuntime, Clock, DestroyAll, Stop};
+use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::containerizer::{Containerizer, ContainerizerError, PosixContainerizer};
+use crate::http::HttpContext;
+use crate::http::files::Files;
+use crate::sandbox::SandboxLayout;
+use crate::state::{AgentConfig, AgentState};
+
+/// How tasks are isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Plain process groups: nothing is enforced.
+    Posix,
+    /// A cgroup per container with cpu, memory and pids limits.
+    Cgroups,
+}
+
+/// How to run an agent.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Where to listen for the master, executors and HTTP (one port serves all three).
+    pub bind: SocketAddr,
+    /// The host the master and executors reach this agent by; defaults to the bound IP.
+    pub advertise_host: Option<String>,
+    /// The master to register with (`host:port`).
+    pub master: Option<SocketAddr>,
+    pub work_dir: PathBuf,
+    pub hostname: String,
+    pub resources: Resources,
+    pub attributes: Vec<Attribute>,
+    pub isolation: Isolation,
+    /// The `strata` binary, run as `strata executor` for command tasks.
+    pub launcher: PathBuf,
+    pub executor_registration_timeout: Duration,
+    pub executor_shutdown_grace_period: Duration,
+    /// The first wait before resending an unanswered registration.
+    pub registration_backoff_min: Duration,
+    /// The first wait before resending an unacknowledged status update.
+    pub status_update_retry_min: Duration,
+    /// Whether checkpoint writes are flushed to disk (off only in benchmarks).
+    pub fsync: bool,
+    pub frame_len_max: usize,
+    /// The flags as given, for `/state`.
+    pub flags: Vec<(String, String)>,
+}
+
+impl AgentOptions {
+    /// Returns the Mesos defaults for an agent listening on `bind` with `work_dir`.
+    pub fn new(bind: SocketAddr, work_dir: PathBuf, resources: Resources) -> AgentOptions {
+        AgentOptions {
+            bind,
+            advertise_host: None,
+            master: None,
+            work_dir,
+            hostname: crate::detect::hostname(),
+            resources,
+            attributes: Vec::new(),
+            isolation: Isolation::Cgroups,
+            launcher: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("strata")),
+            executor_registration_timeout: Duration::from_secs(60),
+            executor_shutdown_grace_period: Duration::from_secs(5),
+            registration_backoff_min: Duration::from_secs(1),
+            status_update_retry_min: Duration::from_secs(10),
+            fsync: true,
+            frame_len_max: strata_protocol::codec::FRAME_LEN_MAX_DEFAULT,
+            flags: Vec::new(),
+        }
+    }
+}
+
+/// Why an agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the http server: {0}")]
+    Http(#[source] std::io::Error),
+    #[error("cannot start the transport: {0}")]
+    Transport(#[from] strata_transport::TransportError),
+    #[error("cannot open the checkpoint store: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "cannot use cgroups ({0}); run as root on a machine with writable cgroups, \
+         or pass --isolation=posix to run tasks without resource limits"
+    )]
+    Cgroups(#[source] ContainerizerError),
+}
+
+/// A running agent.
+pub struct AgentHandle {
+    /// The agent actor's pid, which the master and executors address.
+    pub pid: Pid,
+    /// The address the agent listens on (actor protocol and HTTP).
+    pub addr: SocketAddr,
+    pub actor: Addr<AgentActor>,
+    http: actix_web::dev::ServerHandle,
+}
+
+impl AgentHandle {
+    /// Stops the actor, its transport node and the HTTP server, leaving containers running (as
+    /// a crash would), so that a restarted agent can recover them.
+    pub async fn stop(self) {
+        let _ = self.actor.send(Stop).await;
+        self.http.stop(true).await;
+    }
+
+    /// Destroys every container, then stops.
+    pub async fn stop_and_destroy(self) {
+        let _ = self.actor.send(DestroyAll).await;
+        self.stop().await;
+    }
+}
+
+/// Chooses the containerizer for `isolation`.
+pub fn containerizer(
+    isolation: Isolation,
+    work_dir: &std::path::Path,
+    instance: &str,
+) -> Result<Arc<dyn Containerizer>, StartError> {
+    match isolation {
+        Isolation::Posix => Ok(Arc::new(PosixContainerizer::new())),
+        Isolation::Cgroups => {
+            let _ = work_dir;
+            let config = crate::containerizer::CgroupsConfig::default();
+            let config = crate::containerizer::CgroupsConfig {
+                agent_instance: instance.to_owned(),
+                ..config
+            };
+            let cgroups = crate::containerizer::CgroupsContainerizer::new(config)
+                .map_err(StartError::Cgroups)?;
+            Ok(Arc::new(cgroups))
+        }
+    }
+}
+
+/// Starts an agent on the current actix system.
+pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
+    let clock = Clock::start();
+    let store = CheckpointStore::open(&options.work_dir, options.fsync)?;
+    let context: Context<AgentActor> = Context::new();
+    let actor = context.address();
+
+    // The HTTP server listens on loopback only; the transport relays HTTP connections from the
+    // agent's port to it.
+    let http_listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(StartError::Http)?;
+    let mut config = NodeConfig::listening(PeerRole::Agent, options.bind);
+    config.advertised_host = options.advertise_host.clone();
+    config.codec = FrameCodec::new().with_frame_len_max(options.frame_len_max);
+    config.http_upstream = Some(http_listener.local_addr().map_err(StartError::Http)?);
+    let node = Node::start(config)?;
+    let pid = node.register("agent", actor.clone().recipient())?;
+    let addr = node.local_addr().unwrap_or(options.bind);
+    // Agents sharing a machine (and tests) keep their cgroups apart by port; a restarted agent on
+    // the same port finds its containers again.
+    let instance = format!("agent-{}", addr.port());
+    let containerizer = match containerizer(options.isolation, &options.work_dir, &instance) {
+        Ok(containerizer) => containerizer,
+        Err(error) => {
+            node.shutdown();
+            return Err(error);
+        }
+    };
+
+    let files = Files::new();
+    let http_context = web::Data::new(HttpContext {
+        agent: actor.clone(),
+        flags: options.flags.clone(),
+        start_time: clock.now().unix,
+    });
+    let server = {
+        let files = files.clone();
+        HttpServer::new(move || {
+            App::new()
+                .app_data(http_context.clone())
+                .configure(crate::http::configure(files.clone()))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(http_listener)
+        .map_err(StartError::Http)?
+        .run()
+    };
+    let http = server.handle();
+    actix_rt::spawn(server);
+
+    let mut agent_config =
+        AgentConfig::new(pid.clone(), options.hostname.clone(), options.resources);
+    agent_config.attributes = options.attributes;
+    agent_config.executor_registration_timeout = options.executor_registration_timeout;
+    agent_config.executor_shutdown_grace_period = options.executor_shutdown_grace_period;
+    agent_config.registration_backoff_min = options.registration_backoff_min;
+    agent_config.updates.retry_min = options.status_update_retry_min;
+    agent_config.id_seed = random_seed();
+    let state = AgentState::new(agent_config);
+    let master = options.master.and_then(|addr| {
+        Pid::new("master", addr.ip().to_string(), addr.port())
+            .inspect_err(|error| tracing::error!(%error, "invalid master address"))
+            .ok()
+    });
+    let runtime = AgentRuntime {
+        node,
+        pid: pid.clone(),
+        clock,
+        containerizer,
+        sandbox: SandboxLayout::new(&options.work_dir),
+        store,
+        launcher: options.launcher,
+        pids_max: None,
+        base_env: vec![(
+            "PATH".to_owned(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        )],
+        files,
+    };
+    context.run(AgentActor::new(state, runtime, master));
+    tracing::info!(%pid, %addr, "agent listening");
+    Ok(AgentHandle {
+        pid,
+        addr,
+        actor,
+        http,
+    })
+}
+
+/// A seed that differs between agent runs, so container IDs never repeat across restarts.
+fn random_seed() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
