@@ -539,9 +539,14 @@ async fn unknown_and_very_long_paths_are_not_found_or_refused() {
         let response = get(f.addr, &target).await;
         assert_eq!(response.status, 404, "{target}: {}", response.text());
     }
-    // Deeper than PATH_MAX allows, and a single name longer than NAME_MAX.
+    // Deeper than PATH_MAX allows, a single name longer than NAME_MAX, and a path longer than
+    // the endpoints accept at all (said so in a 400).
     let deep = format!("{VIRTUAL}/{}", "a/".repeat(3000));
     let long_name = format!("{VIRTUAL}/{}", "n".repeat(5000));
+    let too_long = format!("{VIRTUAL}/{}", "a/".repeat(10_000));
+    let response = get(f.addr, &read_target(&too_long, "&offset=0")).await;
+    assert_eq!(response.status, 400);
+    assert!(response.text().contains("'path' is"), "{}", response.text());
     for path in [deep, long_name] {
         let response = get(f.addr, &read_target(&path, "&offset=0")).await;
         assert!(

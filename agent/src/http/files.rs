@@ -7,12 +7,12 @@
 //! resolved inside the attached directory with [`crate::sandbox::open_in_sandbox`], so the kernel
 //! refuses anything that leaves the directory at the moment of the open.
 //!
-//! | route | answer |
-//! |---|---|
-//! | `GET /files/browse?path=` | JSON array of entries (`path`, `nlink`, `size`, `mtime`, `mode`, `uid`, `gid`), sorted by path |
-//! | `GET /files/read?path=&offset=&length=` | `{"data": "...", "offset": N}`; no offset (or `-1`) gives the size |
-//! | `GET /files/download?path=` | the file as `application/octet-stream`, as an attachment |
-//! | `GET /files/debug` | JSON object from virtual path to real directory |
+//! - `GET /files/browse?path=`: JSON array of the directory's entries ([`FileEntry`]: `path`,
+//!   `nlink`, `size`, `mtime`, `mode`, `uid`, `gid`), sorted by path.
+//! - `GET /files/read?path=&offset=&length=`: `{"data": "...", "offset": N}` ([`ReadResult`]);
+//!   no offset (or `-1`) answers the size and no data, as the Mesos web UI expects.
+//! - `GET /files/download?path=`: the file as `application/octet-stream`, as an attachment.
+//! - `GET /files/debug`: JSON object from virtual path to real directory.
 //!
 //! Errors: a malformed request is 400 with a message saying what is wrong, an unknown path 404,
 //! a path that leaves its directory 403; neither of the last two tells what is on the other side.
@@ -31,6 +31,10 @@ use actix_web::{HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 
 use crate::sandbox::{ResolveError, open_in_sandbox};
+
+/// The longest `path` parameter accepted: twice Linux's `PATH_MAX`, room for a virtual prefix
+/// in front of any real path.
+pub const MAX_PATH_LENGTH: usize = 8192;
 
 /// The default cap on the bytes one `/files/read` returns.
 pub const DEFAULT_MAX_READ_LENGTH: u64 = 16 * 1024 * 1024;
@@ -176,14 +180,22 @@ impl Files {
             return Err(ResolveError::Forbidden);
         }
         let components = split_components(path).ok_or(ResolveError::Forbidden)?;
+        let virtual_path = join_virtual(&components);
+        // Each prefix is a slice of the one normalised string, so trying them all costs a map
+        // lookup each rather than a copy of the path each.
+        let mut prefix_ends: Vec<usize> = Vec::with_capacity(components.len());
+        let mut end = 0;
+        for component in &components {
+            end += 1 + component.len();
+            prefix_ends.push(end);
+        }
         let attachments = self.read();
-        for prefix_len in (1..=components.len()).rev() {
-            let prefix = join_virtual(&components[..prefix_len]);
-            if let Some(root) = attachments.get(&prefix) {
+        for (prefix_len, &end) in prefix_ends.iter().enumerate().rev() {
+            if let Some(root) = attachments.get(&virtual_path[..end]) {
                 return Ok(Located {
-                    virtual_path: join_virtual(&components),
                     root: root.clone(),
-                    relative: components[prefix_len..].join("/"),
+                    relative: components[prefix_len + 1..].join("/"),
+                    virtual_path,
                 });
             }
         }
@@ -288,6 +300,10 @@ struct FilesQuery {
 impl FilesQuery {
     fn path(&self) -> Result<&str, FilesError> {
         match self.path.as_deref() {
+            Some(path) if path.len() > MAX_PATH_LENGTH => Err(FilesError::BadRequest(format!(
+                "'path' is {} bytes long, more than the {MAX_PATH_LENGTH} allowed",
+                path.len()
+            ))),
             Some(path) if !path.is_empty() => Ok(path),
             _ => Err(FilesError::BadRequest(
                 "expecting 'path=value' in query".to_owned(),
@@ -353,7 +369,9 @@ fn file_type(stat: &rustix::fs::Stat) -> rustix::fs::FileType {
 pub struct FileEntry {
     /// The entry's virtual path: the browsed path, `/`, the entry's name.
     pub path: String,
+    /// Hard links to the file.
     pub nlink: u64,
+    /// Size in bytes.
     pub size: u64,
     /// Last modification, in whole seconds since the Unix epoch.
     pub mtime: i64,
@@ -424,17 +442,14 @@ impl Names {
 // The conversions are identities on some architectures and not on others.
 #[allow(clippy::useless_conversion)]
 fn entry(path: String, stat: &rustix::fs::Stat, names: &mut Names) -> FileEntry {
-    // Field widths differ between architectures; `try_into` converts whatever they are.
-    let uid: u32 = stat.st_uid;
-    let gid: u32 = stat.st_gid;
     FileEntry {
         path,
         nlink: stat.st_nlink.try_into().unwrap_or(u64::MAX),
         size: stat.st_size.try_into().unwrap_or(0),
         mtime: stat.st_mtime.try_into().unwrap_or(0),
         mode: mode_string(stat.st_mode),
-        uid: names.user(uid),
-        gid: names.group(gid),
+        uid: names.user(stat.st_uid),
+        gid: names.group(stat.st_gid),
     }
 }
 
@@ -601,7 +616,9 @@ async fn download(
     })
     .await?;
     // The descriptor is the one that was checked; streaming from it cannot serve another file.
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    // The stream stops at the size announced in `Content-Length` even if the file grows.
+    let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), size);
+    let stream = tokio_util::io::ReaderStream::new(reader);
     Ok(HttpResponse::Ok()
         .content_type(ContentType::octet_stream())
         .insert_header(ContentDisposition {
