@@ -25,6 +25,9 @@
 //!   update is acknowledged. The acknowledgement closes the stream, so an update arriving after it
 //!   opens a new stream and is forwarded. (Mesos's agent drops the update of a task it already
 //!   saw terminate, and forwards those of a task it has completed and forgotten.)
+//! - A closed stream is forgotten with the uuids it received, so an update resent after the
+//!   acknowledgement of its task's terminal update opens a new stream and is forwarded again, as
+//!   in Mesos: the framework may see it twice, never zero times.
 //! - An acknowledgement must carry the uuid of the stream's head; any other is an error and
 //!   changes nothing (the master may relay acknowledgements of both an update and its resend).
 //! - While the agent has no master the manager is *paused* and forwards nothing; on registration
@@ -1018,6 +1021,28 @@ mod tests {
                 .0
                 .unwrap()
                 .stream_closed
+        );
+    }
+
+    #[test]
+    fn update_resent_after_its_stream_closed_is_forwarded_again() {
+        let mut manager = resumed();
+        update(
+            &mut manager,
+            Duration::ZERO,
+            status_update("fw", "t1", TaskState::Finished, 1),
+        );
+        assert!(ack(&mut manager, SECOND, "t1", 1).0.unwrap().stream_closed);
+
+        let (outcome, out) = update(
+            &mut manager,
+            2 * SECOND,
+            status_update("fw", "t1", TaskState::Finished, 1),
+        );
+        assert_eq!(outcome, UpdateOutcome::Queued);
+        assert_eq!(
+            forwards(&out),
+            vec![(TaskState::Finished, Some(TaskState::Finished), uuid(1))]
         );
     }
 
