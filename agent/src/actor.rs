@@ -77,6 +77,8 @@ pub struct AgentRuntime {
     pub base_env: Vec<(String, String)>,
     /// The sandboxes served over `/files`.
     pub files: crate::http::Files,
+    /// Removes finished runs' sandboxes after the GC delay.
+    pub gc: Option<crate::gc::GcHandle>,
 }
 
 /// The agent actor; see the module documentation.
@@ -174,6 +176,19 @@ impl AgentActor {
                 container_id,
             } => {
                 tracing::debug!(%framework_id, %executor_id, %container_id, "executor run finished");
+                if let (Some(gc), Some(agent_id)) = (self.rt.gc.clone(), self.state.agent_id()) {
+                    let dir = self.rt.sandbox.run_dir(
+                        agent_id,
+                        &framework_id,
+                        &executor_id,
+                        &container_id,
+                    );
+                    actix::spawn(async move {
+                        if let Err(error) = gc.schedule(dir).await {
+                            tracing::warn!(%error, "cannot schedule a sandbox for removal");
+                        }
+                    });
+                }
             }
             Effect::Shutdown { message } => {
                 tracing::warn!(%message, "shutting down");
@@ -317,6 +332,13 @@ impl AgentActor {
             )
             .map_err(|error| format!("cannot create the sandbox: {error}"))?
             .dir;
+        // Served under its real path and under the executor's `latest` run, as Mesos does.
+        let latest = format!("/frameworks/{framework_id}/executors/{executor_id}/runs/latest");
+        for virtual_path in [dir.display().to_string(), latest] {
+            if let Err(error) = self.rt.files.attach(&virtual_path, dir.clone()) {
+                tracing::warn!(%error, path = %virtual_path, "cannot attach the sandbox");
+            }
+        }
         let command = if launch.command_executor {
             CommandLine::Exec {
                 program: self.rt.launcher.display().to_string(),

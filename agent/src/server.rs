@@ -56,6 +56,8 @@ pub struct AgentOptions {
     /// Whether checkpoint writes are flushed to disk (off only in benchmarks).
     pub fsync: bool,
     pub frame_len_max: usize,
+    /// When finished sandboxes are removed.
+    pub gc: crate::gc::GcConfig,
     /// The flags as given, for `/state`.
     pub flags: Vec<(String, String)>,
 }
@@ -79,6 +81,7 @@ impl AgentOptions {
             status_update_retry_min: Duration::from_secs(10),
             fsync: true,
             frame_len_max: strata_protocol::codec::FRAME_LEN_MAX_DEFAULT,
+            gc: crate::gc::GcConfig::default(),
             flags: Vec::new(),
         }
     }
@@ -225,6 +228,13 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
         )],
         files,
+        gc: match crate::gc::spawn(&options.work_dir, options.gc) {
+            Ok((handle, _task)) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "sandbox garbage collection is off");
+                None
+            }
+        },
     };
     context.run(AgentActor::new(state, runtime, master));
     tracing::info!(%pid, %addr, "agent listening");

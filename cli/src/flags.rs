@@ -172,6 +172,10 @@ pub struct AgentFlags {
     /// How long an executor has to exit after it is told to shut down.
     #[arg(long, default_value = "5s", value_parser = parse_duration, env = "STRATA_AGENT_EXECUTOR_SHUTDOWN_GRACE_PERIOD")]
     pub executor_shutdown_grace_period: Duration,
+
+    /// How long a new executor has to subscribe before it is destroyed.
+    #[arg(long, default_value = "1mins", value_parser = parse_duration, env = "STRATA_AGENT_EXECUTOR_REGISTRATION_TIMEOUT")]
+    pub executor_registration_timeout: Duration,
 }
 
 #[derive(Debug, Args)]

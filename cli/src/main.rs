@@ -3,6 +3,7 @@
 //! This crate only parses flags and wires libraries together; every decision lives in the
 //! `master`, `agent` and `framework-sdk` crates.
 
+mod agent;
 mod duration;
 mod flags;
 mod logging;
@@ -42,7 +43,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Master(flags) => master::run(flags),
-        Command::Agent(flags) => not_yet("agent", "#4", &flags),
+        Command::Agent(flags) => agent::run(flags),
         Command::Dev(flags) => not_yet("dev", "#5", &flags),
         Command::Run(flags) => not_yet("run", "#5", &flags),
         Command::Executor => std::process::exit(executor()?),

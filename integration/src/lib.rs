@@ -7,7 +7,10 @@
 //!   reorders messages and partitions agents away. It checks the invariants of design.md
 //!   after every step; `tests/sim_master.rs` runs it over many seeds, and a failure prints
 //!   the `SEED=<n>` that replays it.
+//! - [`cluster`]: a real master and agents in this process over TCP, the real `strata` binary
+//!   as command executor, and a test scheduler, for end-to-end tests.
 //! - `src/bin/transport_bench.rs`: two-process throughput and latency of the actor transport.
 //! - `tests/tidy.rs`: the architecture invariants of ARCHITECTURE.md, checked on the sources.
 
+pub mod cluster;
 pub mod sim;

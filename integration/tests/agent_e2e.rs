@@ -1,0 +1,66 @@
+//! A framework runs command tasks on a real agent: the master over TCP, the agent's actor, the
+//! `strata executor` binary in a container, status updates back to the framework.
+
+use std::path::{Path, PathBuf};
+
+use strata_agent::server::Isolation;
+use strata_integration::cluster::{
+    TestScheduler, agent_options, command_task, start_agent, start_master,
+};
+use strata_protocol::mesos::TaskState;
+use strata_protocol::{FrameworkId, TaskId};
+
+/// The `latest` run directory of a command task's executor (its executor ID is the task ID).
+fn latest_run(work_dir: &Path, framework_id: &FrameworkId, task_id: &str) -> PathBuf {
+    let agents = std::fs::read_dir(work_dir.join("agents"))
+        .expect("agents dir")
+        .map(|entry| entry.expect("entry").path())
+        .collect::<Vec<_>>();
+    assert_eq!(agents.len(), 1, "one agent ran here");
+    agents[0]
+        .join("frameworks")
+        .join(framework_id.as_str())
+        .join("executors")
+        .join(task_id)
+        .join("runs")
+        .join("latest")
+}
+
+#[actix_rt::test]
+async fn command_task_runs_to_finished_and_its_output_is_in_the_sandbox() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let master = start_master().await;
+    let agent = start_agent(agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Posix,
+    ))
+    .await;
+    let mut scheduler = TestScheduler::start(&master);
+    let framework_id = scheduler
+        .subscribe(serde_json::json!({"user": "root", "name": "e2e"}))
+        .await;
+    let offer = scheduler.next_offer().await;
+    let task = command_task(
+        "hello",
+        &offer.agent_id,
+        "cpus:0.5;mem:64",
+        "echo hello from strata; echo to stderr >&2",
+    );
+    scheduler.launch(&offer, vec![task]);
+    let task_id = TaskId::new("hello").unwrap();
+    let seen = scheduler.wait_for_state(&task_id, TaskState::Finished).await;
+    let states: Vec<TaskState> = seen.iter().map(|status| status.state).collect();
+    assert_eq!(
+        states,
+        vec![TaskState::Starting, TaskState::Running, TaskState::Finished]
+    );
+    let run = latest_run(work_dir.path(), &framework_id, "hello");
+    let stdout = std::fs::read_to_string(run.join("stdout")).unwrap();
+    assert!(stdout.contains("hello from strata"), "stdout: {stdout:?}");
+    let stderr = std::fs::read_to_string(run.join("stderr")).unwrap();
+    assert!(stderr.contains("to stderr"), "stderr: {stderr:?}");
+    agent.stop_and_destroy().await;
+    master.stop().await;
+}
