@@ -413,6 +413,31 @@ impl AgentActor {
             .map_err(|error| error.to_string())
     }
 
+    /// Adds the container's limitation to a task failure its executor reports: when the OOM
+    /// killer kills a task's process, the executor only sees a SIGKILL, but the framework must
+    /// learn the task went over its memory (REASON_CONTAINER_LIMITATION_MEMORY), as Mesos
+    /// reports it.
+    pub(crate) fn annotate_limitation(&self, call: &mut strata_protocol::executor::Call) {
+        let strata_protocol::executor::CallBody::Update(update) = &mut call.body else {
+            return;
+        };
+        if update.status.state != strata_protocol::mesos::TaskState::Failed
+            || update.status.reason.is_some()
+        {
+            return;
+        }
+        let Some(container_id) = self
+            .state
+            .container_of(&call.framework_id, &call.executor_id)
+        else {
+            return;
+        };
+        if let Some((reason, message)) = self.rt.containerizer.limitation(&container_id) {
+            update.status.reason = reason.task_status_reason();
+            update.status.message = Some(message);
+        }
+    }
+
     fn send(&self, to: Pid, body: Body) {
         let envelope = Envelope {
             from: self.rt.pid.clone(),
@@ -493,10 +518,13 @@ impl Handler<Delivery> for AgentActor {
                 epoch: envelope.epoch,
                 message,
             },
-            Body::ExecutorCall(call) => Input::FromExecutor {
-                conn: ExecutorConn::Actor(from),
-                call,
-            },
+            Body::ExecutorCall(mut call) => {
+                self.annotate_limitation(&mut call);
+                Input::FromExecutor {
+                    conn: ExecutorConn::Actor(from),
+                    call,
+                }
+            }
             other => {
                 tracing::debug!(%from, body = ?std::mem::discriminant(&other), "ignoring message not meant for an agent");
                 return;

@@ -7,7 +7,7 @@ use strata_agent::server::Isolation;
 use strata_integration::cluster::{
     TestScheduler, agent_options, command_task, start_agent, start_master,
 };
-use strata_protocol::mesos::TaskState;
+use strata_protocol::mesos::{TaskState, TaskStatusReason};
 use strata_protocol::{FrameworkId, TaskId};
 
 /// The `latest` run directory of a command task's executor (its executor ID is the task ID).
@@ -61,6 +61,75 @@ async fn command_task_runs_to_finished_and_its_output_is_in_the_sandbox() {
     assert!(stdout.contains("hello from strata"), "stdout: {stdout:?}");
     let stderr = std::fs::read_to_string(run.join("stderr")).unwrap();
     assert!(stderr.contains("to stderr"), "stderr: {stderr:?}");
+    agent.stop_and_destroy().await;
+    master.stop().await;
+}
+
+#[actix_rt::test]
+async fn task_over_its_memory_limit_fails_with_the_memory_reason() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let master = start_master().await;
+    let agent = start_agent(agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Cgroups,
+    ))
+    .await;
+    let mut scheduler = TestScheduler::start(&master);
+    scheduler
+        .subscribe(serde_json::json!({"user": "root", "name": "oom"}))
+        .await;
+    let offer = scheduler.next_offer().await;
+    // dd allocates its whole block at once: 256 MiB against a 64 MiB task.
+    let task = command_task(
+        "hog",
+        &offer.agent_id,
+        "cpus:0.5;mem:64",
+        "dd if=/dev/zero of=/dev/null bs=256M count=1",
+    );
+    scheduler.launch(&offer, vec![task]);
+    let seen = scheduler
+        .wait_for_state(&TaskId::new("hog").unwrap(), TaskState::Failed)
+        .await;
+    let failed = seen.last().unwrap();
+    assert_eq!(
+        failed.reason,
+        Some(TaskStatusReason::ReasonContainerLimitationMemory),
+        "{failed:#?}"
+    );
+    agent.stop_and_destroy().await;
+    master.stop().await;
+}
+
+#[actix_rt::test]
+async fn killed_task_goes_through_killing_to_killed() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let master = start_master().await;
+    let agent = start_agent(agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Posix,
+    ))
+    .await;
+    let mut scheduler = TestScheduler::start(&master);
+    scheduler
+        .subscribe(serde_json::json!({
+            "user": "root",
+            "name": "kill",
+            "capabilities": [{"type": "TASK_KILLING_STATE"}]
+        }))
+        .await;
+    let offer = scheduler.next_offer().await;
+    let task = command_task("sleeper", &offer.agent_id, "cpus:0.5;mem:64", "sleep 1000");
+    scheduler.launch(&offer, vec![task]);
+    let task_id = TaskId::new("sleeper").unwrap();
+    scheduler.wait_for_state(&task_id, TaskState::Running).await;
+    scheduler.kill(&task_id);
+    let seen = scheduler.wait_for_state(&task_id, TaskState::Killed).await;
+    let states: Vec<TaskState> = seen.iter().map(|status| status.state).collect();
+    assert_eq!(states, vec![TaskState::Killing, TaskState::Killed]);
     agent.stop_and_destroy().await;
     master.stop().await;
 }

@@ -369,6 +369,15 @@ impl<I: Isolation> Engine<I> {
         self.isolation.usage(&entry.handle, entry.leader)
     }
 
+    /// Returns the limit a running container has hit so far (an OOM kill of one of its
+    /// processes), if any.
+    pub fn limitation(&self, container_id: &ContainerId) -> Option<(TerminationReason, String)> {
+        let entry = self.entry(container_id).ok()?;
+        self.isolation
+            .limitation(&entry.handle, None)
+            .map(|limitation| (limitation.reason, limitation.message))
+    }
+
     pub fn recover(
         self: &Arc<Self>,
         known: Vec<RecoverSpec>,
@@ -632,6 +641,13 @@ macro_rules! containerizer_over_engine {
 
             fn containers(&self) -> Vec<strata_protocol::ContainerId> {
                 self.engine.container_ids()
+            }
+
+            fn limitation(
+                &self,
+                container_id: &strata_protocol::ContainerId,
+            ) -> Option<($crate::containerizer::TerminationReason, String)> {
+                self.engine.limitation(container_id)
             }
         }
     };

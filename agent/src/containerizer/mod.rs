@@ -80,6 +80,11 @@ pub trait Containerizer: Send + Sync {
 
     /// Returns the containers launched or recovered and not yet forgotten.
     fn containers(&self) -> Vec<ContainerId>;
+
+    /// Returns the limit a running container has hit so far, with a sentence saying which:
+    /// the OOM killer may kill a task's process while its executor, the container's leader,
+    /// lives on to report it.
+    fn limitation(&self, container_id: &ContainerId) -> Option<(TerminationReason, String)>;
 }
 
 /// What to run in a new container.

@@ -170,6 +170,16 @@ impl AgentState {
         used
     }
 
+    /// The container of a live executor.
+    pub fn container_of(
+        &self,
+        framework_id: &FrameworkId,
+        executor_id: &strata_protocol::ExecutorId,
+    ) -> Option<ContainerId> {
+        self.executor(framework_id, executor_id)
+            .map(|executor| executor.container_id.clone())
+    }
+
     /// Status updates not yet acknowledged.
     pub fn n_pending_updates(&self) -> usize {
         self.updates.n_pending()
