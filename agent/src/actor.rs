@@ -91,19 +91,45 @@ pub struct AgentActor {
     http_streams: BTreeMap<u64, mpsc::UnboundedSender<Event>>,
     /// The master to detect at start.
     master: Option<Pid>,
+    /// Containers recovered from the previous run, to watch from the start.
+    recovered: Vec<ContainerId>,
     effects: Vec<Effect>,
 }
 
 impl AgentActor {
-    pub fn new(state: AgentState, rt: AgentRuntime, master: Option<Pid>) -> AgentActor {
+    /// Returns an actor for `state`; `effects` are what recovering it produced, executed when
+    /// the actor starts, and `recovered` the containers of the previous run still running.
+    pub fn new(
+        state: AgentState,
+        rt: AgentRuntime,
+        master: Option<Pid>,
+        effects: Vec<Effect>,
+        recovered: Vec<ContainerId>,
+    ) -> AgentActor {
         AgentActor {
             state,
             rt,
             wake: None,
             http_streams: BTreeMap::new(),
             master,
-            effects: Vec::new(),
+            recovered,
+            effects,
         }
+    }
+
+    /// Reports the container's exit as an input once it happens.
+    fn watch(&mut self, container_id: ContainerId, ctx: &mut Context<Self>) {
+        let wait = self.rt.containerizer.wait(&container_id);
+        ctx.spawn(wait.into_actor(self).map(move |result, actor, ctx| {
+            let end = container_end(result);
+            actor.step(
+                Input::ContainerExited {
+                    container_id: container_id.clone(),
+                    end,
+                },
+                ctx,
+            );
+        }));
     }
 
     fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
@@ -282,17 +308,7 @@ impl AgentActor {
                     container_id: container_id.clone(),
                     pid,
                 });
-                let wait = self.rt.containerizer.wait(&container_id);
-                ctx.spawn(wait.into_actor(self).map(move |result, actor, ctx| {
-                    let end = container_end(result);
-                    actor.step(
-                        Input::ContainerExited {
-                            container_id: container_id.clone(),
-                            end,
-                        },
-                        ctx,
-                    );
-                }));
+                self.watch(container_id, ctx);
             }
             Err(message) => {
                 tracing::warn!(%container_id, %message, "container launch failed");
@@ -502,6 +518,10 @@ impl Actor for AgentActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(pid = %self.rt.pid, "agent started");
+        for container_id in std::mem::take(&mut self.recovered) {
+            self.watch(container_id, ctx);
+        }
+        self.execute(ctx);
         let master = self.master.clone();
         self.step(Input::MasterDetected(master), ctx);
     }

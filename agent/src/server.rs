@@ -11,16 +11,16 @@ use std::time::Duration;
 use actix::{Addr, AsyncContext, Context};
 use actix_web::{App, HttpServer, web};
 use strata_protocol::mesos::Attribute;
-use strata_protocol::{FrameCodec, PeerRole, Pid, Resources};
+use strata_protocol::{ContainerId, FrameCodec, PeerRole, Pid, Resources};
 use strata_transport::{Node, NodeConfig};
 
 use crate::actor::{AgentActor, AgentRuntime, Clock, DestroyAll, Stop};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
-use crate::containerizer::{Containerizer, ContainerizerError, PosixContainerizer};
+use crate::containerizer::{Containerizer, ContainerizerError, PosixContainerizer, RecoverSpec};
 use crate::http::HttpContext;
 use crate::http::files::Files;
 use crate::sandbox::SandboxLayout;
-use crate::state::{AgentConfig, AgentState};
+use crate::state::{AgentConfig, AgentState, Effect, RecoveryFacts};
 
 /// How tasks are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,11 @@ pub struct AgentOptions {
     /// Whether checkpoint writes are flushed to disk (off only in benchmarks).
     pub fsync: bool,
     pub frame_len_max: usize,
+    /// Kill the executors a previous run left instead of reconnecting to them
+    /// (`--recover=cleanup`).
+    pub recover_cleanup: bool,
+    /// How long an executor that survived an agent restart has to resubscribe.
+    pub executor_reregistration_timeout: Duration,
     /// When finished sandboxes are removed.
     pub gc: crate::gc::GcConfig,
     /// The flags as given, for `/state`.
@@ -81,6 +86,8 @@ impl AgentOptions {
             status_update_retry_min: Duration::from_secs(10),
             fsync: true,
             frame_len_max: strata_protocol::codec::FRAME_LEN_MAX_DEFAULT,
+            recover_cleanup: false,
+            executor_reregistration_timeout: Duration::from_secs(5),
             gc: crate::gc::GcConfig::default(),
             flags: Vec::new(),
         }
@@ -96,6 +103,8 @@ pub enum StartError {
     Transport(#[from] strata_transport::TransportError),
     #[error("cannot open the checkpoint store: {0}")]
     Checkpoint(#[from] CheckpointError),
+    #[error("cannot recover the containers of the previous run: {0}")]
+    Recovery(#[source] ContainerizerError),
     #[error(
         "cannot use cgroups ({0}); run as root on a machine with writable cgroups, \
          or pass --isolation=posix to run tasks without resource limits"
@@ -208,7 +217,16 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
     agent_config.registration_backoff_min = options.registration_backoff_min;
     agent_config.updates.retry_min = options.status_update_retry_min;
     agent_config.id_seed = random_seed();
-    let state = AgentState::new(agent_config);
+    agent_config.executor_reregistration_timeout = options.executor_reregistration_timeout;
+    let mut state = AgentState::new(agent_config);
+    let (effects, recovered) = recover(
+        &mut state,
+        &store,
+        containerizer.as_ref(),
+        options.recover_cleanup,
+        clock.now(),
+    )
+    .await?;
     let master = options.master.and_then(|addr| {
         Pid::new("master", addr.ip().to_string(), addr.port())
             .inspect_err(|error| tracing::error!(%error, "invalid master address"))
@@ -236,7 +254,7 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
             }
         },
     };
-    context.run(AgentActor::new(state, runtime, master));
+    context.run(AgentActor::new(state, runtime, master, effects, recovered));
     tracing::info!(%pid, %addr, "agent listening");
     Ok(AgentHandle {
         pid,
@@ -251,4 +269,73 @@ fn random_seed() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.finish()
+}
+
+/// Rebuilds the state from the checkpoint and takes over the containers the previous run left;
+/// returns what recovering produced and the containers still running.
+async fn recover(
+    state: &mut AgentState,
+    store: &CheckpointStore,
+    containerizer: &dyn Containerizer,
+    cleanup: bool,
+    now: crate::state::Now,
+) -> Result<(Vec<Effect>, Vec<ContainerId>), StartError> {
+    let recovered = store.recover()?;
+    let boot_id = crate::detect::boot_id()
+        .inspect_err(|error| tracing::warn!(%error, "cannot read the boot id"))
+        .ok();
+    let known: Vec<RecoverSpec> = recovered
+        .iter()
+        .flat_map(|agent| &agent.frameworks)
+        .flat_map(|framework| &framework.executors)
+        .filter_map(|executor| executor.runs.last())
+        .filter(|run| !run.record.completed)
+        .map(|run| RecoverSpec {
+            container_id: run.container_id.clone(),
+            pid: run.record.pid,
+        })
+        .collect();
+    // Always, even with nothing checkpointed: it also removes containers a crashed run never
+    // recorded.
+    let recovery = containerizer
+        .recover(known)
+        .await
+        .map_err(StartError::Recovery)?;
+    if !recovery.orphans_destroyed.is_empty() {
+        tracing::info!(orphans = ?recovery.orphans_destroyed, "destroyed containers no checkpoint knows");
+    }
+    let rebooted = match (&recovered, &boot_id) {
+        (Some(agent), Some(current)) => agent.boot_id.as_ref().is_some_and(|old| old != current),
+        _ => false,
+    };
+    if let Some(boot_id) = &boot_id {
+        store.write_boot_id(boot_id)?;
+    }
+    let mut alive = recovery.recovered;
+    let all_gone = if rebooted {
+        Some("Agent host rebooted".to_owned())
+    } else if cleanup {
+        for container_id in &alive {
+            let _ = containerizer.destroy(container_id, Duration::ZERO).await;
+        }
+        alive.clear();
+        Some("Executor killed by --recover=cleanup".to_owned())
+    } else {
+        None
+    };
+    let mut effects = Vec::new();
+    if let Some(recovered) = recovered {
+        tracing::info!(
+            alive = alive.len(),
+            missing = recovery.missing.len(),
+            rebooted,
+            "recovering from the previous run"
+        );
+        let facts = RecoveryFacts {
+            alive: alive.iter().cloned().collect(),
+            all_gone,
+        };
+        state.recover(now, recovered, facts, &mut effects);
+    }
+    Ok((effects, alive))
 }

@@ -50,6 +50,7 @@ fn options(flags: &AgentFlags) -> anyhow::Result<AgentOptions> {
             flags.recover
         );
     }
+    options.recover_cleanup = flags.recover == "cleanup";
     options.executor_shutdown_grace_period = flags.executor_shutdown_grace_period;
     options.executor_registration_timeout = flags.executor_registration_timeout;
     options.gc.gc_delay = flags.gc_delay;

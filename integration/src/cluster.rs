@@ -10,9 +10,7 @@ use actix::{Actor, Context, Handler};
 use serde_json::json;
 use strata_agent::server::{AgentHandle, AgentOptions, Isolation};
 use strata_master::server::{MasterHandle, MasterOptions};
-use strata_protocol::mesos::{
-    CommandInfo, FrameworkInfo, Offer, TaskInfo, TaskState, TaskStatus,
-};
+use strata_protocol::mesos::{CommandInfo, FrameworkInfo, Offer, TaskInfo, TaskState, TaskStatus};
 use strata_protocol::scheduler::{self, Call, CallBody, Event};
 use strata_protocol::{
     AgentId, Body, Envelope, Epoch, FrameworkId, PeerRole, Pid, Resources, TaskId,
@@ -32,7 +30,15 @@ pub fn strata_binary() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
             let output = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "--locked", "-p", "strata-cli", "--bin", "strata"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "--locked",
+                    "-p",
+                    "strata-cli",
+                    "--bin",
+                    "strata",
+                ])
                 .arg("--manifest-path")
                 .arg(&manifest)
                 .arg("--message-format=json")
@@ -117,8 +123,12 @@ pub struct TestScheduler {
 
 impl TestScheduler {
     pub fn start(master: &MasterHandle) -> TestScheduler {
-        let node = Node::start(NodeConfig::connect_only(PeerRole::Scheduler, "127.0.0.1", 1))
-            .expect("node starts");
+        let node = Node::start(NodeConfig::connect_only(
+            PeerRole::Scheduler,
+            "127.0.0.1",
+            1,
+        ))
+        .expect("node starts");
         let (tx, inbox) = mpsc::unbounded_channel();
         let pid = node
             .register("scheduler", Forward(tx).start().recipient())
@@ -149,8 +159,8 @@ impl TestScheduler {
     /// SUBSCRIBED.
     pub async fn subscribe(&mut self, info: serde_json::Value) -> FrameworkId {
         let info: FrameworkInfo = serde_json::from_value(info).expect("valid framework info");
-        let subscribe = serde_json::from_value(json!({ "framework_info": info }))
-            .expect("valid subscribe");
+        let subscribe =
+            serde_json::from_value(json!({ "framework_info": info })).expect("valid subscribe");
         self.call(CallBody::Subscribe(Box::new(subscribe)));
         let framework_id = self
             .expect("SUBSCRIBED", |event| match event {

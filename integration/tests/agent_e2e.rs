@@ -50,7 +50,9 @@ async fn command_task_runs_to_finished_and_its_output_is_in_the_sandbox() {
     );
     scheduler.launch(&offer, vec![task]);
     let task_id = TaskId::new("hello").unwrap();
-    let seen = scheduler.wait_for_state(&task_id, TaskState::Finished).await;
+    let seen = scheduler
+        .wait_for_state(&task_id, TaskState::Finished)
+        .await;
     let states: Vec<TaskState> = seen.iter().map(|status| status.state).collect();
     assert_eq!(
         states,

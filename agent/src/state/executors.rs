@@ -363,6 +363,8 @@ impl AgentState {
                 shutdown_grace_period,
                 destroying: false,
                 pending_termination: None,
+                recovered: false,
+                pending_kills: BTreeMap::new(),
             };
             self.frameworks
                 .get_mut(&framework_id)
@@ -511,10 +513,15 @@ impl AgentState {
                     kill_policy,
                 }),
             }),
+            (ExecutorPhase::Registering | ExecutorPhase::Running, None) => {
+                // Not reachable now (it has yet to resubscribe after an agent restart): kill
+                // when it does, or count the task killed if it never does.
+                tracing::info!(%framework_id, %task_id, "kill held until the executor resubscribes");
+                executor.pending_kills.insert(task_id, kill_policy);
+            }
             _ => {
-                // The executor is disconnected or going away: its container exit will end the
-                // task.
-                tracing::info!(%framework_id, %task_id, "kill for a task whose executor cannot be reached");
+                // The executor is going away: its container's exit ends the task.
+                tracing::info!(%framework_id, %task_id, "kill for a task whose executor is terminating");
             }
         }
     }
@@ -604,16 +611,28 @@ impl AgentState {
         for (framework_id, executor_id, phase) in due {
             if phase == ExecutorPhase::Registering {
                 tracing::warn!(%framework_id, %executor_id, "executor did not subscribe in time");
-                let timeout = self.config.executor_registration_timeout;
+                let registration = self.config.executor_registration_timeout;
+                let reregistration = self.config.executor_reregistration_timeout;
                 if let Some(executor) = self.executor_mut(&framework_id, &executor_id) {
-                    executor.pending_termination = Some((
-                        TaskState::Failed,
-                        Some(TaskStatusReason::ReasonExecutorRegistrationTimeout),
-                        format!(
-                            "Executor did not register within {}s",
-                            timeout.as_secs_f64()
-                        ),
-                    ));
+                    executor.pending_termination = Some(if executor.recovered {
+                        (
+                            TaskState::Lost,
+                            Some(TaskStatusReason::ReasonExecutorReregistrationTimeout),
+                            format!(
+                                "Executor did not reregister within {}s after the agent restarted",
+                                reregistration.as_secs_f64()
+                            ),
+                        )
+                    } else {
+                        (
+                            TaskState::Failed,
+                            Some(TaskStatusReason::ReasonExecutorRegistrationTimeout),
+                            format!(
+                                "Executor did not register within {}s",
+                                registration.as_secs_f64()
+                            ),
+                        )
+                    });
                 }
             } else {
                 tracing::warn!(%framework_id, %executor_id, "executor did not exit in its grace period; destroying it");
@@ -681,7 +700,9 @@ impl AgentState {
         tracing::info!(%framework_id, %executor_id, %container_id, message = %end.message, "executor terminated");
         executor.phase = ExecutorPhase::Terminated;
         executor.deadline = None;
-        executor.conn = None;
+        if let Some(conn) = executor.conn.take() {
+            effects.push(Effect::CloseExecutor { conn });
+        }
         let command_executor = executor.command_executor;
         let checkpoint = executor.checkpoint;
         let pid = executor.pid;
@@ -723,14 +744,26 @@ impl AgentState {
                 executor.terminated.insert(task_id, task);
             }
         } else {
+            let killed = std::mem::take(
+                &mut self
+                    .executor_mut(&framework_id, &executor_id)
+                    .expect("checked above")
+                    .pending_kills,
+            );
             for task_id in live {
+                // A task the framework asked to kill is killed, whatever ended its executor.
+                let (state, reason) = if killed.contains_key(&task_id) {
+                    (TaskState::Killed, None)
+                } else {
+                    (state, Some(reason))
+                };
                 self.agent_update(
                     now,
                     &framework_id,
                     Some(&executor_id),
                     &task_id,
                     state,
-                    Some(reason),
+                    reason,
                     &message,
                     effects,
                 );
@@ -951,6 +984,18 @@ impl AgentState {
                 container_id: Some(executor.container_id.clone()),
             })),
         });
+        let recovered = std::mem::replace(&mut executor.recovered, false);
+        let known_to_executor: std::collections::BTreeSet<TaskId> = subscribe
+            .unacknowledged_tasks
+            .iter()
+            .map(|task| task.task_id.clone())
+            .chain(
+                subscribe
+                    .unacknowledged_updates
+                    .iter()
+                    .map(|update| update.status.task_id.clone()),
+            )
+            .collect();
         // Updates the executor holds from before an agent restart; duplicates of updates the
         // agent already has are recognised by UUID.
         for update in subscribe.unacknowledged_updates {
@@ -958,6 +1003,33 @@ impl AgentState {
                 self.executor_update(now, framework_id, executor_id, update.status, effects)
             {
                 tracing::warn!(%framework_id, %executor_id, %error, "unacknowledged update refused");
+            }
+        }
+        if recovered {
+            // A task the agent had handed over before it restarted, of which the executor knows
+            // nothing and for which no update was ever sent, never reached it.
+            let undelivered: Vec<TaskId> = self
+                .executor(framework_id, executor_id)
+                .expect("caller checked")
+                .launched
+                .values()
+                .filter(|task| {
+                    task.state == TaskState::Staging && !known_to_executor.contains(&task.task_id)
+                })
+                .map(|task| task.task_id.clone())
+                .collect();
+            let state = lost_or_dropped(Some(&self.frameworks[framework_id].info));
+            for task_id in undelivered {
+                self.agent_update(
+                    now,
+                    framework_id,
+                    Some(executor_id),
+                    &task_id,
+                    state,
+                    Some(TaskStatusReason::ReasonExecutorReregistrationTimeout),
+                    "Task was not delivered to its executor before the agent restarted",
+                    effects,
+                );
             }
         }
         let executor = self
@@ -983,6 +1055,21 @@ impl AgentState {
                 event: Event::Launch(Box::new(executor::Launch { task })),
             });
         }
+        let executor = self
+            .executor_mut(framework_id, executor_id)
+            .expect("caller checked");
+        let kills = std::mem::take(&mut executor.pending_kills);
+        for (task_id, kill_policy) in kills {
+            if executor.launched.contains_key(&task_id) {
+                effects.push(Effect::Executor {
+                    conn: conn.clone(),
+                    event: Event::Kill(executor::Kill {
+                        task_id,
+                        kill_policy,
+                    }),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -992,8 +1079,11 @@ impl AgentState {
         &mut self,
         _now: Now,
         conn: &ExecutorConn,
-        _effects: &mut Vec<Effect>,
+        effects: &mut Vec<Effect>,
     ) {
+        // The executor reconnects by itself if it can; nothing should try to reach the old
+        // connection.
+        effects.push(Effect::CloseExecutor { conn: conn.clone() });
         for framework in self.frameworks.values_mut() {
             for (executor_id, executor) in framework.executors.iter_mut() {
                 if executor.conn.as_ref() == Some(conn) {

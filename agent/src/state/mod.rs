@@ -20,6 +20,7 @@
 
 mod executors;
 mod master;
+mod recovery;
 mod updates;
 mod view;
 
@@ -36,6 +37,7 @@ use strata_protocol::{
 
 use crate::status_updates::{StatusUpdateManager, UpdateConfig, UpdateRecord};
 
+pub use recovery::RecoveryFacts;
 pub use view::{AgentCounters, ExecutorView, FrameworkView};
 
 /// The current time, as the actor read it: a monotonic part that drives every timer, and the
@@ -74,6 +76,8 @@ pub struct AgentConfig {
     pub registration_backoff_max: Duration,
     /// How long an executor has to subscribe after its container started.
     pub executor_registration_timeout: Duration,
+    /// How long an executor that survived an agent restart has to resubscribe.
+    pub executor_reregistration_timeout: Duration,
     /// How long an executor has to exit after SHUTDOWN, unless its `ExecutorInfo` says.
     pub executor_shutdown_grace_period: Duration,
     /// Added to a command task's resources for the command executor that runs it.
@@ -99,6 +103,9 @@ impl AgentConfig {
             registration_backoff_min: Duration::from_secs(1),
             registration_backoff_max: Duration::from_secs(60),
             executor_registration_timeout: Duration::from_secs(60),
+            // Mesos waits 2 s; executors here retry SUBSCRIBE every second and reconnect with a
+            // backoff of up to 2 s, so a little more keeps a slow reconnect from being fatal.
+            executor_reregistration_timeout: Duration::from_secs(5),
             executor_shutdown_grace_period: Duration::from_secs(5),
             command_executor_resources: Resources::parse("cpus:0.1;mem:32", "*")
                 .expect("the command executor's resources parse"),
@@ -363,6 +370,11 @@ pub(crate) struct Executor {
         Option<strata_protocol::mesos::TaskStatusReason>,
         String,
     )>,
+    /// Rebuilt from the checkpoint after an agent restart, and not resubscribed since.
+    pub(crate) recovered: bool,
+    /// Kills of live tasks that arrived while the executor could not be reached (it had not
+    /// resubscribed after an agent restart); sent when it does, and honoured if it never does.
+    pub(crate) pending_kills: BTreeMap<TaskId, Option<strata_protocol::mesos::KillPolicy>>,
 }
 
 impl Executor {
