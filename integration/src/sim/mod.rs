@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+use strata_master::registry::{InMemoryRegistry, Registry};
 use strata_master::state::{Effect, FrameworkConn, MasterConfig, MasterState, Now};
 use strata_protocol::internal::Message;
 use strata_protocol::mesos::{MasterInfo, TaskState};
@@ -203,6 +204,8 @@ struct Simulation {
     config: SimConfig,
     now: Duration,
     master: MasterState,
+    /// The master's registry, as the actor keeps it.
+    registry: InMemoryRegistry,
     net: SimNetwork,
     agents: Vec<AgentModel>,
     frameworks: Vec<FrameworkModel>,
@@ -266,6 +269,7 @@ impl Simulation {
             config,
             now: Duration::ZERO,
             master,
+            registry: InMemoryRegistry::new(),
             net,
             agents,
             frameworks,
@@ -520,6 +524,11 @@ impl Simulation {
                     );
                 }
                 Effect::Link { .. } => {}
+                Effect::Registry(op) => {
+                    if let Err(err) = self.registry.apply(&op) {
+                        return Err(format!("in-memory registry refused {op:?}: {err}"));
+                    }
+                }
             }
         }
         if let Some(accept) = accept {

@@ -175,7 +175,9 @@ impl FileRegistry {
         push_record(&mut record, &body);
         let log_path = self.dir.join("log");
         let Some(log) = self.log.as_mut() else {
-            return Err(RegistryError::Poisoned("the registry has no open log".into()));
+            return Err(RegistryError::Poisoned(
+                "the registry has no open log".into(),
+            ));
         };
         let written = log.write_all(&record).and_then(|()| log.sync_data());
         if let Err(source) = written {
@@ -225,7 +227,9 @@ fn load(dir: &Path) -> Result<(RegistryState, u64), RegistryError> {
         Some(bytes) => {
             let generation = check_header(&snapshot_path, bytes, SNAPSHOT_MAGIC)?;
             let (state, end) = match read_record(&snapshot_path, bytes, FILE_HEADER_LEN) {
-                RecordRead::Complete { body, end } => (decode(&snapshot_path, body, FILE_HEADER_LEN)?, end),
+                RecordRead::Complete { body, end } => {
+                    (decode(&snapshot_path, body, FILE_HEADER_LEN)?, end)
+                }
                 RecordRead::Torn { reason } | RecordRead::Damaged { reason } => {
                     return Err(corrupt(&snapshot_path, FILE_HEADER_LEN, reason));
                 }
@@ -258,14 +262,20 @@ fn load(dir: &Path) -> Result<(RegistryState, u64), RegistryError> {
     if log_generation < generation {
         // Compaction was interrupted after the snapshot was replaced: its operations are in
         // the snapshot.
-        tracing::info!(log_generation, generation, "ignoring an operation log older than the snapshot");
+        tracing::info!(
+            log_generation,
+            generation,
+            "ignoring an operation log older than the snapshot"
+        );
         return Ok((state, generation));
     }
     if log_generation > generation {
         return Err(corrupt(
             &log_path,
             8 + 4,
-            format!("log generation {log_generation} is newer than snapshot generation {generation}"),
+            format!(
+                "log generation {log_generation} is newer than snapshot generation {generation}"
+            ),
         ));
     }
     let mut offset = FILE_HEADER_LEN;
@@ -591,7 +601,10 @@ mod tests {
         }
         assert_eq!(registry.log_records(), 2);
         let log_len = std::fs::metadata(dir.path().join("log")).unwrap().len();
-        assert!(log_len > FILE_HEADER_LEN as u64, "recent ops are in the log");
+        assert!(
+            log_len > FILE_HEADER_LEN as u64,
+            "recent ops are in the log"
+        );
         drop(registry);
         let reopened = FileRegistry::open_with_threshold(dir.path(), 3).unwrap();
         assert_eq!(reopened.state(), &expected(&ops()));
@@ -702,7 +715,10 @@ mod tests {
         std::fs::write(dir.path().join("log.tmp"), b"STRT").unwrap();
         let registry = FileRegistry::open(dir.path()).unwrap();
         assert_eq!(registry.state(), &expected(&[admit("a1")]));
-        assert!(!dir.path().join("snapshot.tmp").exists(), "leftovers removed");
+        assert!(
+            !dir.path().join("snapshot.tmp").exists(),
+            "leftovers removed"
+        );
         assert!(!dir.path().join("log.tmp").exists());
     }
 

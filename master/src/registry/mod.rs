@@ -149,7 +149,9 @@ pub enum RegistryError {
         offset: u64,
         reason: String,
     },
-    #[error("registry file {path} has format version {found}; this master reads version {supported}")]
+    #[error(
+        "registry file {path} has format version {found}; this master reads version {supported}"
+    )]
     UnsupportedVersion {
         path: std::path::PathBuf,
         found: u32,
