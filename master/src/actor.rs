@@ -149,7 +149,12 @@ impl MasterActor {
         while let Some(effect) = self.pending.pop_front() {
             if let Effect::Registry(op) = &effect {
                 if let Err(err) = self.registry.apply(op) {
-                    tracing::error!(error = %err, pending = self.pending.len() + 1, "registry write failed; holding back what depends on it");
+                    // Every step retries; only the first failure of an outage is an error.
+                    if stalled {
+                        tracing::debug!(error = %err, pending = self.pending.len() + 1, "registry write failed again");
+                    } else {
+                        tracing::error!(error = %err, pending = self.pending.len() + 1, "registry write failed; holding back what depends on it");
+                    }
                     self.pending.push_front(effect);
                     self.retry_registry(ctx);
                     break;

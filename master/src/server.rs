@@ -110,6 +110,15 @@ pub async fn start(options: MasterOptions) -> Result<MasterHandle, StartError> {
         RegistryBackend::File => Box::new(FileRegistry::open(options.work_dir.join("registry"))?),
         RegistryBackend::InMemory => Box::new(InMemoryRegistry::new()),
     };
+    start_with_registry(options, registry).await
+}
+
+/// Starts a master on the current actix system with a registry already loaded (`registry`
+/// overrides `options.registry`); the master recovers from its state.
+pub async fn start_with_registry(
+    options: MasterOptions,
+    registry: Box<dyn Registry>,
+) -> Result<MasterHandle, StartError> {
     let clock = Clock::start();
     let start_now = clock.now();
     let context: Context<MasterActor> = Context::new();

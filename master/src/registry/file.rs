@@ -226,7 +226,7 @@ fn load(dir: &Path) -> Result<(RegistryState, u64), RegistryError> {
     let (mut state, generation) = match &snapshot {
         Some(bytes) => {
             let generation = check_header(&snapshot_path, bytes, SNAPSHOT_MAGIC)?;
-            let (state, end) = match read_record(&snapshot_path, bytes, FILE_HEADER_LEN) {
+            let (state, end) = match read_record(bytes, FILE_HEADER_LEN) {
                 RecordRead::Complete { body, end } => {
                     (decode(&snapshot_path, body, FILE_HEADER_LEN)?, end)
                 }
@@ -281,7 +281,7 @@ fn load(dir: &Path) -> Result<(RegistryState, u64), RegistryError> {
     let mut offset = FILE_HEADER_LEN;
     let mut replayed = 0usize;
     loop {
-        match read_record(&log_path, &log, offset) {
+        match read_record(&log, offset) {
             RecordRead::End => break,
             RecordRead::Complete { body, end } => {
                 let op: RegistryOp = decode(&log_path, body, offset)?;
@@ -323,7 +323,7 @@ enum RecordRead<'a> {
     },
 }
 
-fn read_record<'a>(_path: &Path, bytes: &'a [u8], offset: usize) -> RecordRead<'a> {
+fn read_record<'a>(bytes: &'a [u8], offset: usize) -> RecordRead<'a> {
     let rest = &bytes[offset..];
     if rest.is_empty() {
         return RecordRead::End;
