@@ -25,7 +25,7 @@ use strata_transport::{Delivery, LinkEvent, LinkState, Node};
 use tokio::sync::mpsc;
 
 use crate::metrics::record_master_metrics;
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryError};
 use crate::state::{Effect, FrameworkConn, MasterState, Now, OperatorError, OperatorEvent};
 
 /// How long the actor waits before retrying a registry write that failed.
@@ -82,7 +82,9 @@ pub struct MasterActor {
     /// Operator event streams (operator SUBSCRIBE), oldest first; each gets RecordIO records.
     operator_streams: Vec<mpsc::UnboundedSender<web::Bytes>>,
     effects: Vec<Effect>,
-    registry: Box<dyn Registry>,
+    /// `None` once the master shut down: the registry (and its file lock) is released at once,
+    /// so that a new master can open it, and nothing is written after.
+    registry: Option<Box<dyn Registry>>,
     /// Effects waiting behind a registry operation that could not be stored yet, oldest
     /// first; empty while the registry keeps up.
     pending: VecDeque<Effect>,
@@ -113,7 +115,7 @@ impl MasterActor {
             http_streams: BTreeMap::new(),
             operator_streams: Vec::new(),
             effects: Vec::new(),
-            registry,
+            registry: Some(registry),
             pending: VecDeque::new(),
             registry_retry: None,
         }
@@ -148,7 +150,11 @@ impl MasterActor {
         }
         while let Some(effect) = self.pending.pop_front() {
             if let Effect::Registry(op) = &effect {
-                if let Err(err) = self.registry.apply(op) {
+                let applied = match self.registry.as_mut() {
+                    Some(registry) => registry.apply(op),
+                    None => Err(RegistryError::Poisoned("the master shut down".into())),
+                };
+                if let Err(err) = applied {
                     // Every step retries; only the first failure of an outage is an error.
                     if stalled {
                         tracing::debug!(error = %err, pending = self.pending.len() + 1, "registry write failed again");
@@ -534,6 +540,7 @@ impl Handler<Shutdown> for MasterActor {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        self.registry = None;
         self.node.shutdown();
         ctx.stop();
     }

@@ -14,6 +14,9 @@
 //! an append) is dropped with a warning; any other damage refuses to load, so that a master
 //! never starts having silently forgotten agents.
 //!
+//! A third file, `lock`, is held locked (`flock`) while a registry is open, so that two masters
+//! never write the same registry.
+//!
 //! Compaction writes the next generation's empty log and snapshot to temporary files, renames
 //! the snapshot first and the log second. A log older than the snapshot is therefore one whose
 //! operations the snapshot already holds, and is ignored.
@@ -42,6 +45,8 @@ const RECORD_LEN_MAX: usize = 256 * 1024 * 1024;
 /// A registry kept in files under one directory; see the module documentation.
 pub struct FileRegistry {
     dir: PathBuf,
+    /// Held locked for as long as the registry is open; the lock goes with the handle.
+    _lock: File,
     state: RegistryState,
     generation: u64,
     /// The log being appended to; `None` only until the first compaction at open.
@@ -79,6 +84,7 @@ impl FileRegistry {
     ) -> Result<FileRegistry, RegistryError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|source| io_error(&dir, source))?;
+        let lock = lock_dir(&dir)?;
         for leftover in ["snapshot.tmp", "log.tmp"] {
             let path = dir.join(leftover);
             match std::fs::remove_file(&path) {
@@ -92,6 +98,7 @@ impl FileRegistry {
         let (state, generation) = load(&dir)?;
         let mut registry = FileRegistry {
             dir,
+            _lock: lock,
             state,
             generation,
             log: None,
@@ -214,6 +221,22 @@ impl Registry for FileRegistry {
             tracing::warn!(dir = %self.dir.display(), error = %err, "registry compaction failed");
         }
         Ok(())
+    }
+}
+
+/// Takes the registry directory's lock, or says who holds it.
+fn lock_dir(dir: &Path) -> Result<File, RegistryError> {
+    let path = dir.join("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| io_error(&path, source))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RegistryError::Locked { path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(io_error(&path, source)),
     }
 }
 
@@ -584,6 +607,16 @@ mod tests {
 
         let reopened = FileRegistry::open(dir.path().join("registry")).unwrap();
         assert_eq!(reopened.state(), &want);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_registry_is_refused_until_the_first_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FileRegistry::open(dir.path()).unwrap();
+        let err = FileRegistry::open(dir.path()).unwrap_err();
+        assert!(matches!(err, RegistryError::Locked { .. }), "{err}");
+        drop(first);
+        FileRegistry::open(dir.path()).unwrap();
     }
 
     #[test]

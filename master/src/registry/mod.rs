@@ -157,6 +157,9 @@ pub enum RegistryError {
         found: u32,
         supported: u32,
     },
+    /// Another process (a second master on the same work dir) holds the registry.
+    #[error("registry {path} is in use by another process")]
+    Locked { path: std::path::PathBuf },
     #[error("cannot encode a registry record: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
     /// An earlier write failed in a way that left the files in doubt; the master must restart

@@ -629,7 +629,8 @@ impl MasterState {
                 self.next_agent_seq += 1;
                 let id = format!("{master_id}-S{}", self.next_agent_seq);
                 let known = AgentId::new(id.as_str()).is_ok_and(|agent_id| {
-                    self.recovered_agents.contains_key(&agent_id)
+                    self.agents.contains_key(&agent_id)
+                        || self.recovered_agents.contains_key(&agent_id)
                         || self.unreachable_agents.contains_key(&agent_id)
                         || self.gone_agents.contains_key(&agent_id)
                 });
