@@ -357,3 +357,46 @@ fn every_change_of_registered_facts_is_recorded() {
     assert!(registry.gone.contains_key(&a1));
     assert!(registry.unreachable.is_empty());
 }
+
+#[test]
+fn a_drain_survives_a_restart_and_resumes_when_the_agent_reregisters() {
+    let (registry, agent_id, framework_info, task) = first_master_with_a_running_task();
+    let mut h = Harness::recovered(&registry, |_| {});
+    // The operator drains the agent while it is still recovered.
+    let now = h.now();
+    let config = strata_protocol::mesos::DrainConfig {
+        max_grace_period: None,
+        mark_gone: Some(false),
+    };
+    h.state
+        .drain_agent(now, &agent_id, config, &mut h.effects)
+        .unwrap();
+    let ops = h.take_registry_ops();
+    assert!(
+        matches!(ops.as_slice(), [RegistryOp::AdmitAgent(a)] if a.deactivated && a.drain.is_some_and(|d| !d.drained)),
+        "{ops:?}"
+    );
+    let mut registry = registry;
+    for op in &ops {
+        registry.apply(op);
+    }
+
+    // Another restart, then the agent comes back: it hears of the drain, and its task is killed.
+    let mut h = Harness::recovered(&registry, |_| {});
+    h.agent_message(
+        &agent_pid(1),
+        reregister(&agent_id, 1, vec![task], vec![framework_info]),
+    );
+    assert_eq!(h.state.agents()[0].mode, AgentMode::Draining);
+    let messages = h.take_agent_messages(&agent_pid(1));
+    assert!(
+        messages.iter().any(|m| matches!(m, Message::DrainAgent(_))),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m, Message::KillTask(k) if k.task_id.as_str() == "t1")),
+        "{messages:?}"
+    );
+}
