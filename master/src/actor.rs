@@ -6,9 +6,10 @@
 //!
 //! Registry operations are applied synchronously, in order with the other effects: what follows
 //! an operation (AgentRegistered, an operator's answer) waits until it is stored. When a write
-//! fails, the operation and everything after it wait in `pending` and are retried every
-//! [`REGISTRY_RETRY_INTERVAL`]; an agent retries its registration meanwhile, and its reply goes
-//! out once the registry has caught up.
+//! fails, the operation and everything after it wait in `pending`, and the write is retried at
+//! every step and at least every [`REGISTRY_RETRY_INTERVAL`]; an agent retries its registration
+//! meanwhile, and its reply goes out once the registry has caught up. The in-memory state keeps
+//! the change, so nothing is decided twice.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

@@ -83,7 +83,13 @@ impl FileRegistry {
         compaction_threshold: usize,
     ) -> Result<FileRegistry, RegistryError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|source| io_error(&dir, source))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(|source| io_error(&dir, source))?;
+            // The new directory's entry must survive a crash too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         let lock = lock_dir(&dir)?;
         for leftover in ["snapshot.tmp", "log.tmp"] {
             let path = dir.join(leftover);
