@@ -400,3 +400,39 @@ fn a_drain_survives_a_restart_and_resumes_when_the_agent_reregisters() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn an_unreachable_agent_that_comes_back_after_a_restart_brings_its_tasks_back() {
+    let (mut registry, agent_id, framework_info, task) = first_master_with_a_running_task();
+    let info = registry.agents[&agent_id].info.clone();
+    registry.apply(&RegistryOp::MarkUnreachable(
+        strata_master::registry::UnreachableRecord {
+            info,
+            since: UNIX_ORIGIN,
+        },
+    ));
+    let mut h = Harness::recovered(&registry, |_| {});
+    assert_eq!(h.state.unreachable_agents()[0].0, agent_id);
+
+    // The framework resubscribes first, then the agent reregisters with the task running.
+    let conn = scheduler_conn(1);
+    let framework_id = framework_info.id.clone().unwrap();
+    let subscribe =
+        serde_json::from_value(json!({"framework_info": framework_info.clone()})).unwrap();
+    h.call(&conn, Some(&framework_id), CallBody::Subscribe(subscribe))
+        .unwrap();
+    h.take_framework_events(&conn);
+    h.agent_message(
+        &agent_pid(1),
+        reregister(&agent_id, 1, vec![task], vec![framework_info]),
+    );
+    let updates = h.take_updates(&conn);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].state, TaskState::Running);
+    assert_eq!(reason_name(&updates[0]), "REASON_AGENT_REREGISTERED");
+    let ops = h.take_registry_ops();
+    assert!(
+        matches!(ops.as_slice(), [RegistryOp::AdmitAgent(a)] if a.info.id.as_ref() == Some(&agent_id)),
+        "{ops:?}"
+    );
+}
