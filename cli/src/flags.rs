@@ -63,13 +63,28 @@ pub struct MasterFlags {
     #[arg(long, env = "STRATA_MASTER_ADVERTISE_IP")]
     pub advertise_ip: Option<IpAddr>,
 
-    /// Directory for the registry when no etcd is given.
+    /// Directory for the registry when no etcd is given (`<work-dir>/registry`).
     #[arg(
         long,
         default_value = "/var/lib/strata/master",
         env = "STRATA_MASTER_WORK_DIR"
     )]
     pub work_dir: PathBuf,
+
+    /// Where the master keeps its registry (admitted, unreachable and gone agents, weights,
+    /// quota): `file` under the work dir survives restarts, `in_memory` does not.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "file",
+        env = "STRATA_MASTER_REGISTRY"
+    )]
+    pub registry: RegistryFlag,
+
+    /// How long agents known from the registry have to reregister after a master restart
+    /// before they are marked unreachable.
+    #[arg(long, default_value = "10mins", value_parser = parse_duration, env = "STRATA_MASTER_AGENT_REREGISTER_TIMEOUT")]
+    pub agent_reregister_timeout: Duration,
 
     /// etcd endpoints (comma-separated) holding the leader lease and the registry. Without them
     /// the master runs alone with an in-process lease.
@@ -115,6 +130,14 @@ pub struct MasterFlags {
     /// Largest message body accepted from a peer, in bytes.
     #[arg(long, default_value_t = strata_protocol::codec::FRAME_LEN_MAX_DEFAULT, env = "STRATA_MASTER_FRAME_LEN_MAX")]
     pub frame_len_max: usize,
+}
+
+/// The values of `strata master --registry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RegistryFlag {
+    File,
+    #[value(name = "in_memory")]
+    InMemory,
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +312,30 @@ mod tests {
         assert_eq!(flags.agent_ping_timeout, Duration::from_secs(15));
         assert_eq!(flags.max_agent_ping_timeouts, 5);
         assert_eq!(flags.offer_timeout, None);
+        assert_eq!(flags.registry, RegistryFlag::File);
+        assert_eq!(flags.agent_reregister_timeout, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn master_registry_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "strata",
+            "master",
+            "--registry",
+            "in_memory",
+            "--agent-reregister-timeout",
+            "30s",
+        ])
+        .unwrap();
+        let Command::Master(flags) = cli.command else {
+            panic!("not master")
+        };
+        assert_eq!(flags.registry, RegistryFlag::InMemory);
+        assert_eq!(flags.agent_reregister_timeout, Duration::from_secs(30));
+        let err = Cli::try_parse_from(["strata", "master", "--registry", "zookeeper"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in_memory"), "{err}");
     }
 
     #[test]

@@ -3,9 +3,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context as _;
-use strata_master::server::{MasterOptions, start};
+use strata_master::server::{MasterOptions, RegistryBackend, start};
 
-use crate::flags::MasterFlags;
+use crate::flags::{MasterFlags, RegistryFlag};
 
 pub fn run(flags: MasterFlags) -> anyhow::Result<()> {
     if !flags.etcd_endpoints.is_empty() {
@@ -37,10 +37,28 @@ fn options(flags: &MasterFlags) -> MasterOptions {
     options.max_completed_frameworks = flags.max_completed_frameworks;
     options.max_completed_tasks_per_framework = flags.max_completed_tasks_per_framework;
     options.frame_len_max = flags.frame_len_max;
+    options.work_dir = flags.work_dir.clone();
+    options.registry = match flags.registry {
+        RegistryFlag::File => RegistryBackend::File,
+        RegistryFlag::InMemory => RegistryBackend::InMemory,
+    };
+    options.agent_reregister_timeout = flags.agent_reregister_timeout;
     options.flags = vec![
         ("ip".into(), flags.ip.to_string()),
         ("port".into(), flags.port.to_string()),
         ("work_dir".into(), flags.work_dir.display().to_string()),
+        (
+            "registry".into(),
+            match flags.registry {
+                RegistryFlag::File => "file",
+                RegistryFlag::InMemory => "in_memory",
+            }
+            .into(),
+        ),
+        (
+            "agent_reregister_timeout".into(),
+            format!("{:?}", flags.agent_reregister_timeout),
+        ),
         (
             "agent_ping_timeout".into(),
             format!("{:?}", flags.agent_ping_timeout),

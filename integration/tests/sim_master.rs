@@ -107,6 +107,23 @@ fn tasks_reach_one_terminal_state_after_partitions_heal() {
 }
 
 #[test]
+fn tasks_reach_one_terminal_state_across_master_restarts() {
+    let reports = run_seeds(2_000_000, |config| config.master_restarts = true);
+    if reports.len() >= 10 {
+        let terminal: usize = reports.iter().map(|r| r.n_terminal_seen).sum();
+        let restarts: usize = reports.iter().map(|r| r.n_master_restarts).sum();
+        assert!(
+            terminal > 10 * reports.len(),
+            "tasks end and frameworks hear of it"
+        );
+        assert!(
+            restarts > reports.len() / 2,
+            "masters restarted ({restarts})"
+        );
+    }
+}
+
+#[test]
 fn same_seed_replays_the_same_run() {
     let seed = env_u64("SEED").unwrap_or(42);
     let config = SimConfig::for_seed(seed, chaos_steps());

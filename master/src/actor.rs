@@ -3,8 +3,15 @@
 //! It turns envelopes from the transport, broken links, timers and HTTP requests into inputs for
 //! the state machine, and executes the effects it returns: envelopes to frameworks and agents,
 //! links to watch, events for HTTP streams. It makes no decisions of its own.
+//!
+//! Registry operations are applied synchronously, in order with the other effects: what follows
+//! an operation (AgentRegistered, an operator's answer) waits until it is stored. When a write
+//! fails, the operation and everything after it wait in `pending`, and the write is retried at
+//! every step and at least every [`REGISTRY_RETRY_INTERVAL`]; an agent retries its registration
+//! meanwhile, and its reply goes out once the registry has caught up. The in-memory state keeps
+//! the change, so nothing is decided twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -19,7 +26,15 @@ use strata_transport::{Delivery, LinkEvent, LinkState, Node};
 use tokio::sync::mpsc;
 
 use crate::metrics::record_master_metrics;
-use crate::state::{Effect, FrameworkConn, MasterState, Now, OperatorEvent};
+use crate::registry::{Registry, RegistryError};
+use crate::state::{Effect, FrameworkConn, MasterState, Now, OperatorError, OperatorEvent};
+
+/// How long the actor waits before retrying a registry write that failed.
+pub const REGISTRY_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most effects kept waiting behind a registry write that failed; later ones (except
+/// registry operations, which are never dropped) are dropped until the registry catches up.
+pub const PENDING_EFFECTS_MAX: usize = 100_000;
 
 /// Reads the clock for the state machine: monotonic time since the actor started, and the wall
 /// clock for timestamps.
@@ -68,11 +83,22 @@ pub struct MasterActor {
     /// Operator event streams (operator SUBSCRIBE), oldest first; each gets RecordIO records.
     operator_streams: Vec<mpsc::UnboundedSender<web::Bytes>>,
     effects: Vec<Effect>,
+    /// `None` once the master shut down: the registry (and its file lock) is released at once,
+    /// so that a new master can open it, and nothing is written after.
+    registry: Option<Box<dyn Registry>>,
+    /// Effects waiting behind a registry operation that could not be stored yet, oldest
+    /// first; empty while the registry keeps up.
+    pending: VecDeque<Effect>,
+    /// The pending retry of a failed registry write.
+    registry_retry: Option<SpawnHandle>,
 }
 
 impl MasterActor {
+    /// Returns a master actor over `state`, storing registry operations in `registry` (the one
+    /// `state` was recovered from).
     pub fn new(
         state: MasterState,
+        registry: Box<dyn Registry>,
         node: Node,
         pid: Pid,
         epoch: Epoch,
@@ -90,13 +116,58 @@ impl MasterActor {
             http_streams: BTreeMap::new(),
             operator_streams: Vec::new(),
             effects: Vec::new(),
+            registry: Some(registry),
+            pending: VecDeque::new(),
+            registry_retry: None,
         }
     }
 
-    /// Executes the effects the last step recorded, then makes sure `tick` runs when due.
+    /// True while effects wait behind a registry write that failed.
+    pub fn registry_stalled(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Executes the effects the last step recorded (after any still waiting for the registry),
+    /// then makes sure `tick` runs when due.
     fn execute(&mut self, ctx: &mut Context<Self>) {
         self.publish_operator_events();
+        let stalled = self.registry_stalled();
+        let mut dropped = 0usize;
         for effect in std::mem::take(&mut self.effects) {
+            if stalled
+                && self.pending.len() >= PENDING_EFFECTS_MAX
+                && !matches!(effect, Effect::Registry(_))
+            {
+                dropped += 1;
+                continue;
+            }
+            self.pending.push_back(effect);
+        }
+        if dropped > 0 {
+            tracing::error!(
+                dropped,
+                "dropping effects while the registry is not writable"
+            );
+        }
+        while let Some(effect) = self.pending.pop_front() {
+            if let Effect::Registry(op) = &effect {
+                let applied = match self.registry.as_mut() {
+                    Some(registry) => registry.apply(op),
+                    None => Err(RegistryError::Poisoned("the master shut down".into())),
+                };
+                if let Err(err) = applied {
+                    // Every step retries; only the first failure of an outage is an error.
+                    if stalled {
+                        tracing::debug!(error = %err, pending = self.pending.len() + 1, "registry write failed again");
+                    } else {
+                        tracing::error!(error = %err, pending = self.pending.len() + 1, "registry write failed; holding back what depends on it");
+                    }
+                    self.pending.push_front(effect);
+                    self.retry_registry(ctx);
+                    break;
+                }
+                continue;
+            }
             match effect {
                 Effect::Framework {
                     conn: FrameworkConn::Actor(pid),
@@ -127,9 +198,22 @@ impl MasterActor {
                 }
                 Effect::Agent { pid, message } => self.send(pid, Body::Internal(message)),
                 Effect::Link { pid } => self.node.link(ctx.address().recipient(), &pid),
+                Effect::Registry(_) => unreachable!("applied above"),
             }
         }
         self.schedule(ctx);
+    }
+
+    /// Arms a retry of the registry write that failed, unless one is armed.
+    fn retry_registry(&mut self, ctx: &mut Context<Self>) {
+        if self.registry_retry.is_some() {
+            return;
+        }
+        let handle = ctx.run_later(REGISTRY_RETRY_INTERVAL, |actor, ctx| {
+            actor.registry_retry = None;
+            actor.execute(ctx);
+        });
+        self.registry_retry = Some(handle);
     }
 
     /// Sends the operator events of the last step to every operator stream.
@@ -299,6 +383,43 @@ impl<R: 'static> Handler<Operate<R>> for MasterActor {
     }
 }
 
+/// Runs an operator call's change on the state and executes the effects it records; answers
+/// only once the registry stored what the change registered.
+pub struct OperateCall(pub OperateFn<Result<(), OperatorError>>);
+
+/// Why an operator call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum OperateCallError {
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    /// The change is made but not yet stored in the registry; it is retried.
+    #[error("the registry could not store the change yet; it is being retried")]
+    Registry,
+}
+
+impl Message for OperateCall {
+    type Result = Result<(), OperateCallError>;
+}
+
+impl Handler<OperateCall> for MasterActor {
+    type Result = Result<(), OperateCallError>;
+
+    fn handle(
+        &mut self,
+        OperateCall(operate): OperateCall,
+        ctx: &mut Context<Self>,
+    ) -> Self::Result {
+        let now = self.clock.now();
+        let result = operate(&mut self.state, now, &mut self.effects);
+        self.execute(ctx);
+        result?;
+        if self.registry_stalled() {
+            return Err(OperateCallError::Registry);
+        }
+        Ok(())
+    }
+}
+
 /// Registers an HTTP framework's event stream under its `Mesos-Stream-Id`.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -420,6 +541,7 @@ impl Handler<Shutdown> for MasterActor {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        self.registry = None;
         self.node.shutdown();
         ctx.stop();
     }

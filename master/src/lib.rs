@@ -11,6 +11,8 @@
 //!   clock (`now` is an input) and is deterministic for a given seed, so it is tested with
 //!   scenario and property tests and benchmarked on its own (`cargo bench -p strata-master
 //!   --bench allocator`).
+//! - [`registry`]: what survives a master restart (admitted, unreachable and gone agents,
+//!   weights, quota), in memory or in an operation log and snapshot under the work dir.
 //!
 //! **Architecture invariant:** `allocator` imports no runtime, actor system or network type;
 //! the master's actor calls it and turns its [`allocator::Allocation`]s into OFFERS events.
@@ -19,5 +21,6 @@ pub mod actor;
 pub mod allocator;
 pub mod http;
 pub mod metrics;
+pub mod registry;
 pub mod server;
 pub mod state;

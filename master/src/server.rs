@@ -2,6 +2,7 @@
 //! together. The `strata` binary and the tests call [`start`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::{Addr, AsyncContext, Context};
@@ -12,6 +13,7 @@ use strata_transport::{Node, NodeConfig};
 
 use crate::actor::{Clock, MasterActor, Shutdown};
 use crate::http::{HttpContext, MESOS_COMPAT_VERSION};
+use crate::registry::{FileRegistry, InMemoryRegistry, Registry, RegistryError};
 
 use crate::state::{MasterConfig, MasterState};
 
@@ -29,12 +31,28 @@ pub struct MasterOptions {
     pub max_completed_frameworks: usize,
     pub max_completed_tasks_per_framework: usize,
     pub frame_len_max: usize,
+    /// The master's directory; a file registry lives in `<work_dir>/registry`.
+    pub work_dir: PathBuf,
+    /// Where the registry is kept.
+    pub registry: RegistryBackend,
+    /// How long agents recovered from the registry have to reregister before they are marked
+    /// unreachable.
+    pub agent_reregister_timeout: Duration,
     /// The flags as given, for GET_FLAGS and `/state`.
     pub flags: Vec<(String, String)>,
 }
 
+/// Where a master keeps its registry (`--registry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryBackend {
+    /// Files under the work dir: the registry survives restarts.
+    File,
+    /// Memory only: a restarted master starts empty.
+    InMemory,
+}
+
 impl MasterOptions {
-    /// Returns the Mesos defaults for a master listening on `bind`.
+    /// Returns the Mesos defaults for a master listening on `bind`, with an in-memory registry.
     pub fn new(bind: SocketAddr) -> MasterOptions {
         MasterOptions {
             bind,
@@ -46,6 +64,11 @@ impl MasterOptions {
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
             frame_len_max: strata_protocol::codec::FRAME_LEN_MAX_DEFAULT,
+            work_dir: PathBuf::from("/var/lib/strata/master"),
+            // Tests and embedded masters need no work dir; `strata master` picks the file
+            // registry.
+            registry: RegistryBackend::InMemory,
+            agent_reregister_timeout: Duration::from_secs(600),
             flags: Vec::new(),
         }
     }
@@ -58,6 +81,8 @@ pub enum StartError {
     Http(#[source] std::io::Error),
     #[error("cannot start the transport: {0}")]
     Transport(#[from] strata_transport::TransportError),
+    #[error("cannot load the registry: {0}")]
+    Registry(#[from] RegistryError),
 }
 
 /// A running master.
@@ -80,6 +105,20 @@ impl MasterHandle {
 
 /// Starts a master on the current actix system.
 pub async fn start(options: MasterOptions) -> Result<MasterHandle, StartError> {
+    // Loaded before anything listens, so no request sees a master still recovering.
+    let registry: Box<dyn Registry> = match options.registry {
+        RegistryBackend::File => Box::new(FileRegistry::open(options.work_dir.join("registry"))?),
+        RegistryBackend::InMemory => Box::new(InMemoryRegistry::new()),
+    };
+    start_with_registry(options, registry).await
+}
+
+/// Starts a master on the current actix system with a registry already loaded (`registry`
+/// overrides `options.registry`); the master recovers from its state.
+pub async fn start_with_registry(
+    options: MasterOptions,
+    registry: Box<dyn Registry>,
+) -> Result<MasterHandle, StartError> {
     let clock = Clock::start();
     let start_now = clock.now();
     let context: Context<MasterActor> = Context::new();
@@ -123,8 +162,16 @@ pub async fn start(options: MasterOptions) -> Result<MasterHandle, StartError> {
     master_config.allocation_interval = options.allocation_interval;
     master_config.max_completed_frameworks = options.max_completed_frameworks;
     master_config.max_completed_tasks_per_framework = options.max_completed_tasks_per_framework;
-    let state = MasterState::new(master_config, start_now);
-    context.run(MasterActor::new(state, node, pid.clone(), epoch, clock));
+    master_config.agent_reregister_timeout = options.agent_reregister_timeout;
+    let state = MasterState::recover(master_config, start_now, registry.state());
+    context.run(MasterActor::new(
+        state,
+        registry,
+        node,
+        pid.clone(),
+        epoch,
+        clock,
+    ));
     tracing::info!(%pid, %addr, "master listening");
     Ok(MasterHandle {
         pid,

@@ -889,11 +889,11 @@ fn weights_must_be_positive_and_quota_zero_stops_offers() {
     let mut h = Harness::new();
     let err = h
         .state
-        .update_weights([("web".to_owned(), 0.0)].into())
+        .update_weights([("web".to_owned(), 0.0)].into(), &mut h.effects)
         .unwrap_err();
     assert!(err.to_string().contains("greater than zero"), "{err}");
     h.state
-        .update_weights([("web".to_owned(), 2.0)].into())
+        .update_weights([("web".to_owned(), 2.0)].into(), &mut h.effects)
         .unwrap();
 
     h.register_agent(1, AGENT);

@@ -67,6 +67,10 @@ pub struct FrameworkModel {
     next_chore: Duration,
     /// Whether it launches tasks; turned off to let the system settle.
     pub launching: bool,
+    /// Whether it now and then launches a task under a live task's ID, which the master must
+    /// refuse. Off across master restarts: a new master cannot know the tasks of agents that
+    /// have not reregistered yet (nor can Mesos's).
+    pub reuses_live_ids: bool,
 }
 
 impl FrameworkModel {
@@ -97,6 +101,7 @@ impl FrameworkModel {
             offers: BTreeMap::new(),
             tasks: BTreeMap::new(),
             next_task: 0,
+            reuses_live_ids: true,
             next_chore: now + Duration::from_secs(2),
             launching: true,
         }
@@ -287,7 +292,7 @@ impl FrameworkModel {
                 .filter(|(_, task)| task.state.is_some_and(|s| !s.is_terminal()))
                 .map(|(id, _)| id.clone())
                 .collect();
-            let task_id = if !live.is_empty() && self.rng.chance(0.03) {
+            let task_id = if self.reuses_live_ids && !live.is_empty() && self.rng.chance(0.03) {
                 live[self.rng.index(live.len())].clone()
             } else {
                 self.next_task += 1;

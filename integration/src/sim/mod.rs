@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+use strata_master::registry::{InMemoryRegistry, Registry};
 use strata_master::state::{Effect, FrameworkConn, MasterConfig, MasterState, Now};
 use strata_protocol::internal::Message;
 use strata_protocol::mesos::{MasterInfo, TaskState};
@@ -57,6 +58,10 @@ pub struct SimConfig {
     pub partitions: bool,
     pub agent_restarts: bool,
     pub framework_disconnects: bool,
+    /// Whether faults include master restarts: a new master recovers from the registry the
+    /// old one wrote, agents reregister and frameworks resubscribe. Off by default, so that the
+    /// seeds replayed for old bugs keep their runs.
+    pub master_restarts: bool,
     /// How many of the last steps a failure report shows.
     pub trace_lines: usize,
 }
@@ -99,6 +104,7 @@ impl SimConfig {
             partitions: true,
             agent_restarts: true,
             framework_disconnects: true,
+            master_restarts: false,
             trace_lines: 60,
         }
     }
@@ -116,6 +122,7 @@ pub struct SimReport {
     pub n_used_offers: usize,
     pub n_terminal_seen: usize,
     pub n_faults: usize,
+    pub n_master_restarts: usize,
     pub net: NetStats,
 }
 
@@ -203,6 +210,8 @@ struct Simulation {
     config: SimConfig,
     now: Duration,
     master: MasterState,
+    /// The master's registry, as the actor keeps it.
+    registry: InMemoryRegistry,
     net: SimNetwork,
     agents: Vec<AgentModel>,
     frameworks: Vec<FrameworkModel>,
@@ -215,6 +224,7 @@ struct Simulation {
     /// Isolated agents and when they heal.
     heals: BTreeMap<usize, Duration>,
     n_faults: usize,
+    n_master_restarts: usize,
     /// When every agent reconnects during settling.
     reconnect_at: Option<Duration>,
     step: usize,
@@ -234,6 +244,9 @@ fn master_config() -> MasterConfig {
     config.max_agent_ping_timeouts = 3;
     // Lost OFFERS events would otherwise hold resources forever.
     config.offer_timeout = Some(Duration::from_secs(10));
+    // Short enough that agents which do not come back after a master restart turn unreachable
+    // within a run.
+    config.agent_reregister_timeout = Duration::from_secs(20);
     config
 }
 
@@ -255,7 +268,9 @@ impl Simulation {
         let frameworks = (0..config.n_frameworks)
             .map(|idx| {
                 let start = rng.duration(Duration::ZERO, Duration::from_secs(2));
-                FrameworkModel::new(idx, rng.fork(), idx % 2 == 1, start)
+                let mut framework = FrameworkModel::new(idx, rng.fork(), idx % 2 == 1, start);
+                framework.reuses_live_ids = !config.master_restarts;
+                framework
             })
             .collect();
         let agent_by_pid = agents.iter().map(|a| (a.pid.clone(), a.idx)).collect();
@@ -266,6 +281,7 @@ impl Simulation {
             config,
             now: Duration::ZERO,
             master,
+            registry: InMemoryRegistry::new(),
             net,
             agents,
             frameworks,
@@ -277,6 +293,7 @@ impl Simulation {
             next_fault,
             heals: BTreeMap::new(),
             n_faults: 0,
+            n_master_restarts: 0,
             reconnect_at: None,
             step: 0,
             master_stepped: false,
@@ -520,6 +537,11 @@ impl Simulation {
                     );
                 }
                 Effect::Link { .. } => {}
+                Effect::Registry(op) => {
+                    if let Err(err) = self.registry.apply(&op) {
+                        return Err(format!("in-memory registry refused {op:?}: {err}"));
+                    }
+                }
             }
         }
         if let Some(accept) = accept {
@@ -609,8 +631,38 @@ impl Simulation {
                 }
                 self.frameworks[fw].disconnected(self.now);
             }
+        } else if self.config.master_restarts {
+            self.restart_master();
         } else {
             self.trace("fault: none".into());
+        }
+    }
+
+    /// Replaces the master with a new one recovered from the registry, as a master process
+    /// restart does: what was in flight to the old master is lost, and every agent and
+    /// framework notices the new leader.
+    fn restart_master(&mut self) {
+        self.n_master_restarts += 1;
+        self.trace(format!(
+            "fault: restart master ({})",
+            self.n_master_restarts
+        ));
+        let mut config = master_config();
+        // A restarted master has an ID of its own, which prefixes the IDs it hands out.
+        config.master_info.id = format!("m1r{}", self.n_master_restarts);
+        self.master = MasterState::recover(config, self.now(), self.registry.state());
+        self.master_stepped = true;
+        self.net.discard_to(Node::Master);
+        // What the old master sent and is still on its way would be fenced by its older
+        // epoch.
+        self.net.discard_from(Node::Master);
+        for agent in &mut self.agents {
+            agent.reregister(self.now);
+        }
+        for framework in &mut self.frameworks {
+            if framework.is_subscribed() {
+                framework.disconnected(self.now);
+            }
         }
     }
 
@@ -751,16 +803,24 @@ impl Simulation {
         Ok(())
     }
 
-    /// Marks gone, as an operator would, the unreachable agent IDs that no agent holds any
-    /// more: an agent that never learned its ID registers again under a new one, and the
-    /// tasks the master placed under the old ID would otherwise wait for it forever (Mesos
-    /// leaves them to the operator, or to the registry's garbage collection, too).
+    /// Marks gone, as an operator would, the unreachable (or recovered, after a master
+    /// restart) agent IDs that no agent holds any more: an agent that never learned its ID
+    /// registers again under a new one, and the tasks the master placed under the old ID would
+    /// otherwise wait for it forever (Mesos leaves them to the operator, or to the registry's
+    /// garbage collection, too).
     fn mark_abandoned_agents_gone(&mut self) -> Result<(), String> {
-        let abandoned: Vec<_> = self
+        let unreachable = self
             .master
             .unreachable_agents()
             .into_iter()
-            .map(|(agent_id, _, _)| agent_id)
+            .map(|(agent_id, _, _)| agent_id);
+        let recovered = self
+            .master
+            .recovered_agents()
+            .into_iter()
+            .map(|(agent_id, _)| agent_id);
+        let abandoned: Vec<_> = unreachable
+            .chain(recovered)
             .filter(|agent_id| {
                 self.agents
                     .iter()
@@ -822,6 +882,7 @@ impl Simulation {
                 .filter(|h| h.terminal.is_some())
                 .count(),
             n_faults: self.n_faults,
+            n_master_restarts: self.n_master_restarts,
             net: self.net.stats,
         }
     }

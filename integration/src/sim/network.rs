@@ -256,6 +256,13 @@ impl SimNetwork {
         self.stats.dropped += (before - self.in_flight.len()) as u64;
     }
 
+    /// Drops every message in flight from `node`.
+    pub fn discard_from(&mut self, node: Node) {
+        let before = self.in_flight.len();
+        self.in_flight.retain(|_, envelope| envelope.from != node);
+        self.stats.dropped += (before - self.in_flight.len()) as u64;
+    }
+
     /// Cuts `node` off from everyone.
     pub fn isolate(&mut self, node: Node) {
         self.isolated.insert(node);

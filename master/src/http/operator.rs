@@ -12,7 +12,7 @@ use strata_protocol::mesos::{DrainConfig, DurationInfo};
 use strata_protocol::{AgentId, FrameworkId, Resources};
 
 use super::{ApiError, HttpContext, check_json_request};
-use crate::actor::{Inspect, Operate, SubscribeOperator};
+use crate::actor::{Inspect, OperateCall, OperateCallError, SubscribeOperator};
 use crate::metrics::mesos_snapshot;
 use crate::state::{AgentMode, ConversionDirection as Direction, MasterState, OperatorError};
 
@@ -210,7 +210,10 @@ pub async fn call(
                 .into_iter()
                 .map(|w| (w.role, w.weight))
                 .collect();
-            operate(&ctx, move |state, _, _| state.update_weights(weights)).await
+            operate(&ctx, move |state, _, out| {
+                state.update_weights(weights, out)
+            })
+            .await
         }
         Call::UpdateQuota(update) => {
             let mut limits = BTreeMap::new();
@@ -320,7 +323,13 @@ async fn operate(
     + Send
     + 'static,
 ) -> Result<HttpResponse, ApiError> {
-    ctx.master.send(Operate(Box::new(change))).await??;
+    ctx.master
+        .send(OperateCall(Box::new(change)))
+        .await?
+        .map_err(|err| match err {
+            OperateCallError::Operator(err) => ApiError::from(err),
+            OperateCallError::Registry => ApiError::Unavailable(err.to_string()),
+        })?;
     Ok(HttpResponse::Ok().finish())
 }
 

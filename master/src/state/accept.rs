@@ -39,7 +39,7 @@ impl MasterState {
         if let Some(message) = error {
             tracing::info!(%framework_id, %message, "refusing ACCEPT with invalid offers");
             for offer in &taken {
-                self.recover(now, framework_id, &offer.agent_id, &offer.resources, None);
+                self.recover_resources(now, framework_id, &offer.agent_id, &offer.resources, None);
             }
             self.drop_launches(now, framework_id, &accept, &message, out);
             return;
@@ -95,7 +95,7 @@ impl MasterState {
             }
         }
         if !remaining.is_empty() {
-            self.recover(
+            self.recover_resources(
                 now,
                 framework_id,
                 &target.agent_id,

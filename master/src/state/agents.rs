@@ -13,7 +13,8 @@ use strata_protocol::mesos::{
     TaskStatus, TaskStatusReason,
 };
 use strata_protocol::scheduler::{Event, Failure};
-use strata_protocol::{AgentId, FrameworkId, Pid, Resources};
+
+use strata_protocol::{AgentId, FrameworkId, Pid, Resource, Resources};
 
 use super::frameworks::{framework_roles, push_bounded};
 use super::tasks::unix_to_time_info;
@@ -21,6 +22,7 @@ use super::{
     Agent, AgentMode, Effect, ExecutorEntry, Framework, MasterState, Now, OperatorError,
     OperatorEvent, TaskEntry, UnreachableAgent,
 };
+use crate::registry::{AdmittedAgent, DrainRecord, RegistryOp, UnreachableRecord};
 
 impl MasterState {
     fn connection(&self) -> MasterAgentConnection {
@@ -49,7 +51,7 @@ impl MasterState {
             });
             return;
         }
-        let total = match agent_total(&register.agent_info) {
+        let total = match agent_total(&register.agent_info, &register.checkpointed_resources) {
             Ok(total) => total,
             Err(message) => return refuse_agent(from, message, out),
         };
@@ -73,6 +75,7 @@ impl MasterState {
             register.version,
             total,
         );
+        self.record_agent(&agent_id, out);
         self.counters.agent_registrations += 1;
         self.emit(OperatorEvent::AgentAdded(agent_id.clone()));
         let connection = self.connection();
@@ -105,7 +108,7 @@ impl MasterState {
             total,
             connected: true,
             mode: AgentMode::Active,
-            drain_mark_gone: false,
+            drain_config: DrainConfig::default(),
             tasks: BTreeSet::new(),
             executors: BTreeMap::new(),
             registered_time: now.unix,
@@ -135,7 +138,7 @@ impl MasterState {
         let reconciliations = if self.agents.contains_key(&agent_id) {
             self.reconnect_agent(now, &agent_id, from.clone(), &reregister)
         } else {
-            match agent_total(&reregister.agent_info) {
+            match agent_total(&reregister.agent_info, &reregister.checkpointed_resources) {
                 Ok(total) => {
                     self.readmit_agent(now, &agent_id, from.clone(), reregister, total, out)
                 }
@@ -209,7 +212,8 @@ impl MasterState {
     }
 
     /// Admits an agent this master does not have registered: one that was unreachable, or one
-    /// registered with a previous master. Its tasks and frameworks come from its report.
+    /// registered with a previous master (recovered from the registry, or not). Its tasks and
+    /// frameworks come from its report; a recovered agent keeps its drain or deactivation.
     fn readmit_agent(
         &mut self,
         now: Now,
@@ -220,6 +224,7 @@ impl MasterState {
         out: &mut Vec<Effect>,
     ) {
         let was_unreachable = self.unreachable_agents.remove(agent_id).is_some();
+        let recovered = self.recovered_agents.remove(agent_id);
         for info in &reregister.frameworks {
             self.recover_framework(now, info);
         }
@@ -281,6 +286,24 @@ impl MasterState {
         let mut info = reregister.agent_info;
         info.id = Some(agent_id.clone());
         self.admit_agent(now, agent_id.clone(), from, info, reregister.version, total);
+        let mut drain = None;
+        if let Some(recovered) = &recovered {
+            let mode = registered_mode(&recovered.record);
+            let agent = self.agents.get_mut(agent_id).expect("admitted above");
+            agent.mode = mode;
+            if let Some(record) = recovered.record.drain {
+                agent.drain_config = record.config;
+                if mode == AgentMode::Draining {
+                    drain = Some(record.config);
+                }
+            }
+            if mode != AgentMode::Active
+                && let Err(err) = self.allocator.deactivate_agent(agent_id)
+            {
+                tracing::error!(%agent_id, error = %err, "allocator refused to deactivate an agent");
+            }
+        }
+        self.record_agent(agent_id, out);
         self.emit(OperatorEvent::AgentAdded(agent_id.clone()));
         for (framework_id, executor_id) in executors.keys() {
             if let Some(framework) = self.frameworks.get_mut(framework_id) {
@@ -300,6 +323,57 @@ impl MasterState {
         }
         if was_unreachable {
             self.drop_unreported_tasks(now, agent_id, out);
+        }
+        if let Some(config) = drain {
+            // The drain began before the master restarted: the agent hears of it again, and
+            // the tasks it reported are killed.
+            if let Err(err) = self.drain_agent(now, agent_id, config, out) {
+                tracing::error!(%agent_id, error = %err, "cannot resume an agent's drain");
+            }
+        }
+    }
+
+    /// Records the registered agent's current registry entry (its info, drain and
+    /// deactivation).
+    pub(super) fn record_agent(&self, agent_id: &AgentId, out: &mut Vec<Effect>) {
+        if let Some(agent) = self.agents.get(agent_id) {
+            out.push(Effect::Registry(RegistryOp::AdmitAgent(admitted_record(
+                agent,
+            ))));
+        }
+    }
+
+    /// Marks unreachable the agents recovered from the registry that did not reregister in
+    /// time.
+    pub(super) fn expire_recovered_agents(&mut self, now: Now, out: &mut Vec<Effect>) {
+        let expired: Vec<AgentId> = self
+            .recovered_agents
+            .iter()
+            .filter(|(_, agent)| agent.deadline <= now.mono)
+            .map(|(agent_id, _)| agent_id.clone())
+            .collect();
+        for agent_id in expired {
+            let recovered = self
+                .recovered_agents
+                .remove(&agent_id)
+                .expect("listed above");
+            tracing::warn!(%agent_id, "agent did not reregister after the master restarted; marking it unreachable");
+            let info = recovered.record.info;
+            out.push(Effect::Registry(RegistryOp::MarkUnreachable(
+                UnreachableRecord {
+                    info: info.clone(),
+                    since: now.unix,
+                },
+            )));
+            self.unreachable_agents.insert(
+                agent_id.clone(),
+                UnreachableAgent {
+                    info,
+                    since: now.unix,
+                },
+            );
+            self.counters.agents_marked_unreachable += 1;
+            self.send_failure(&agent_id, out);
         }
     }
 
@@ -549,6 +623,12 @@ impl MasterState {
             return;
         };
         tracing::warn!(%agent_id, "agent unreachable");
+        out.push(Effect::Registry(RegistryOp::MarkUnreachable(
+            UnreachableRecord {
+                info: admitted_record(&agent).info,
+                since: now.unix,
+            },
+        )));
         self.emit(OperatorEvent::AgentRemoved(agent_id.clone()));
         self.agent_by_pid.remove(&agent.pid);
         self.allocator.remove_agent(agent_id);
@@ -684,6 +764,9 @@ impl MasterState {
             return;
         }
         tracing::info!(agent_id = %unregister.agent_id, "agent unregistered");
+        out.push(Effect::Registry(RegistryOp::RemoveAgent {
+            agent_id: unregister.agent_id.clone(),
+        }));
         self.remove_agent(
             now,
             &unregister.agent_id,
@@ -704,6 +787,18 @@ impl MasterState {
         if self.gone_agents.contains_key(agent_id) {
             return Ok(());
         }
+        let known = self.agents.contains_key(agent_id)
+            || self.unreachable_agents.contains_key(agent_id)
+            || self.recovered_agents.contains_key(agent_id);
+        if !known {
+            return Err(OperatorError::NotFound(format!(
+                "agent {agent_id} is not known"
+            )));
+        }
+        out.push(Effect::Registry(RegistryOp::MarkGone {
+            agent_id: agent_id.clone(),
+            at: now.unix,
+        }));
         let reason = TaskStatusReason::ReasonAgentRemovedByOperator;
         if let Some(agent) = self.remove_agent(
             now,
@@ -722,9 +817,9 @@ impl MasterState {
         } else if self.unreachable_agents.remove(agent_id).is_some() {
             self.gone_unreachable_tasks(now, agent_id, out);
         } else {
-            return Err(OperatorError::NotFound(format!(
-                "agent {agent_id} is not known"
-            )));
+            // Recovered from the registry and not back yet: no task of it is known.
+            self.recovered_agents.remove(agent_id);
+            self.send_failure(agent_id, out);
         }
         tracing::info!(%agent_id, "agent marked gone");
         self.gone_agents.insert(agent_id.clone(), now.unix);
@@ -748,7 +843,9 @@ impl MasterState {
         agent_id: &AgentId,
         out: &mut Vec<Effect>,
     ) -> Result<(), OperatorError> {
-        self.set_agent_mode(now, agent_id, AgentMode::Deactivated, out)
+        self.set_agent_mode(now, agent_id, AgentMode::Deactivated, out)?;
+        self.record_agent(agent_id, out);
+        Ok(())
     }
 
     /// REACTIVATE_AGENT: offers resume (also ends a drain).
@@ -758,7 +855,9 @@ impl MasterState {
         agent_id: &AgentId,
         out: &mut Vec<Effect>,
     ) -> Result<(), OperatorError> {
-        self.set_agent_mode(now, agent_id, AgentMode::Active, out)
+        self.set_agent_mode(now, agent_id, AgentMode::Active, out)?;
+        self.record_agent(agent_id, out);
+        Ok(())
     }
 
     /// DRAIN_AGENT: no more offers, and every task on the agent is killed; the agent is
@@ -770,14 +869,26 @@ impl MasterState {
         config: DrainConfig,
         out: &mut Vec<Effect>,
     ) -> Result<(), OperatorError> {
+        if let Some(recovered) = self.recovered_agents.get_mut(agent_id) {
+            // The agent hears of the drain, and its tasks are killed, when it reregisters.
+            recovered.record.deactivated = true;
+            recovered.record.drain = Some(DrainRecord {
+                config,
+                drained: false,
+            });
+            let record = recovered.record.clone();
+            out.push(Effect::Registry(RegistryOp::AdmitAgent(record)));
+            return Ok(());
+        }
         self.set_agent_mode(now, agent_id, AgentMode::Draining, out)?;
         let agent = self
             .agents
             .get_mut(agent_id)
             .expect("set_agent_mode checked");
-        agent.drain_mark_gone = config.mark_gone();
+        agent.drain_config = config;
         let pid = agent.pid.clone();
         let tasks: Vec<_> = agent.tasks.iter().cloned().collect();
+        self.record_agent(agent_id, out);
         let kill_policy = config.max_grace_period.map(|grace| KillPolicy {
             grace_period: Some(grace),
         });
@@ -802,7 +913,7 @@ impl MasterState {
                 });
             }
         }
-        self.check_drained();
+        self.check_drained(out);
         self.finish_drained(now, out);
         Ok(())
     }
@@ -814,12 +925,29 @@ impl MasterState {
         mode: AgentMode,
         out: &mut Vec<Effect>,
     ) -> Result<(), OperatorError> {
+        if let Some(recovered) = self.recovered_agents.get_mut(agent_id) {
+            // Kept for when the agent reregisters; it is not offered meanwhile anyway.
+            let record = &mut recovered.record;
+            match mode {
+                AgentMode::Active => {
+                    record.deactivated = false;
+                    record.drain = None;
+                }
+                AgentMode::Deactivated => record.deactivated = true,
+                AgentMode::Draining | AgentMode::Drained => {}
+            }
+            out.push(Effect::Registry(RegistryOp::AdmitAgent(record.clone())));
+            return Ok(());
+        }
         let Some(agent) = self.agents.get_mut(agent_id) else {
             return Err(OperatorError::NotFound(format!(
                 "agent {agent_id} is not registered"
             )));
         };
         agent.mode = mode;
+        if mode == AgentMode::Active {
+            agent.drain_config = DrainConfig::default();
+        }
         let connected = agent.connected;
         let result = if mode == AgentMode::Active {
             self.allocation_pending = true;
@@ -841,11 +969,14 @@ impl MasterState {
     }
 
     /// Moves draining agents with no tasks left to DRAINED.
-    pub(super) fn check_drained(&mut self) {
+    pub(super) fn check_drained(&mut self, out: &mut Vec<Effect>) {
         for agent in self.agents.values_mut() {
             if agent.mode == AgentMode::Draining && agent.tasks.is_empty() {
                 tracing::info!(agent_id = %agent.id, "agent drained");
                 agent.mode = AgentMode::Drained;
+                out.push(Effect::Registry(RegistryOp::AdmitAgent(admitted_record(
+                    agent,
+                ))));
             }
         }
     }
@@ -855,7 +986,7 @@ impl MasterState {
         let done: Vec<AgentId> = self
             .agents
             .values()
-            .filter(|agent| agent.mode == AgentMode::Drained && agent.drain_mark_gone)
+            .filter(|agent| agent.mode == AgentMode::Drained && agent.drain_config.mark_gone())
             .map(|agent| agent.id.clone())
             .collect();
         for agent_id in done {
@@ -874,13 +1005,73 @@ struct UnreachableEnd {
     message: &'static str,
 }
 
-/// Returns an agent's total resources, or why they are not acceptable.
-fn agent_total(info: &AgentInfo) -> Result<Resources, String> {
+/// Returns an agent's total resources, or why they are not acceptable: the resources it
+/// declares, with its checkpointed dynamic reservations in place of the resources they were
+/// made from.
+fn agent_total(info: &AgentInfo, checkpointed: &[Resource]) -> Result<Resources, String> {
     if info.hostname.is_empty() {
         return Err("agent info must carry a hostname".into());
     }
-    Resources::from_resources(info.resources.iter().cloned())
-        .map_err(|err| format!("agent resources are invalid: {err}"))
+    let mut total = Resources::from_resources(info.resources.iter().cloned())
+        .map_err(|err| format!("agent resources are invalid: {err}"))?;
+    let reserved = Resources::from_resources(
+        checkpointed
+            .iter()
+            .filter(|resource| resource.is_dynamically_reserved())
+            .cloned(),
+    )
+    .map_err(|err| format!("checkpointed resources are invalid: {err}"))?;
+    // An agent that counts its reservations in its declared resources already reports its
+    // total.
+    if reserved.is_empty() || total.contains(&reserved) {
+        return Ok(total);
+    }
+    let unreserved = reserved
+        .pop_reservation()
+        .map_err(|err| format!("checkpointed resources are invalid: {err}"))?;
+    if !total.contains(&unreserved) {
+        return Err(format!(
+            "checkpointed resources {reserved} do not fit in the agent's resources {total}"
+        ));
+    }
+    total -= &unreserved;
+    total += &reserved;
+    Ok(total)
+}
+
+/// Returns the registry entry of a registered agent: its info with its total resources, and
+/// its drain and deactivation.
+fn admitted_record(agent: &Agent) -> AdmittedAgent {
+    let mut info = agent.info.clone();
+    info.id = Some(agent.id.clone());
+    info.resources = agent.total.to_wire();
+    let drain = |drained| {
+        Some(DrainRecord {
+            config: agent.drain_config,
+            drained,
+        })
+    };
+    let (deactivated, drain) = match agent.mode {
+        AgentMode::Active => (false, None),
+        AgentMode::Deactivated => (true, None),
+        AgentMode::Draining => (true, drain(false)),
+        AgentMode::Drained => (true, drain(true)),
+    };
+    AdmittedAgent {
+        info,
+        deactivated,
+        drain,
+    }
+}
+
+/// Returns the mode a registry entry describes.
+fn registered_mode(record: &AdmittedAgent) -> AgentMode {
+    match record.drain {
+        Some(DrainRecord { drained: true, .. }) => AgentMode::Drained,
+        Some(DrainRecord { drained: false, .. }) => AgentMode::Draining,
+        None if record.deactivated => AgentMode::Deactivated,
+        None => AgentMode::Active,
+    }
 }
 
 fn refuse_agent(pid: Pid, message: String, out: &mut Vec<Effect>) {

@@ -15,6 +15,14 @@
 //! - `reservations`: RESERVE and UNRESERVE, in an ACCEPT and by the operator.
 //! - `tasks`: status updates, acknowledgements, KILL, RECONCILE, messages.
 //! - `view`: read-only accessors for the HTTP layer and tests.
+//!
+//! # The registry
+//!
+//! Every change to what the registry holds (admitted, unreachable and gone agents, drain and
+//! deactivation, weights, quota) records an [`Effect::Registry`] before the effects that depend
+//! on it, such as the AgentRegistered reply. [`MasterState::recover`] starts a master from a
+//! loaded registry: its agents are "recovered" (known, not offered) until they reregister or
+//! `agent_reregister_timeout` passes, which makes them unreachable.
 
 mod accept;
 mod agents;
@@ -34,6 +42,7 @@ use strata_protocol::scheduler::{self, Call, CallBody};
 use strata_protocol::{AgentId, ExecutorId, FrameworkId, OfferId, Pid, Resources, TaskId};
 
 use crate::allocator::{Allocator, AllocatorConfig};
+use crate::registry::{AdmittedAgent, RegistryOp, RegistryState};
 
 pub use reservations::Direction as ConversionDirection;
 pub use view::{AgentSummary, FrameworkSummary, MasterCounters};
@@ -79,6 +88,9 @@ pub struct MasterConfig {
     pub max_completed_frameworks: usize,
     /// Completed tasks kept per framework.
     pub max_completed_tasks_per_framework: usize,
+    /// How long agents recovered from the registry have to reregister after a master restart
+    /// before they are marked unreachable.
+    pub agent_reregister_timeout: Duration,
     pub allocator: AllocatorConfig,
 }
 
@@ -94,6 +106,7 @@ impl MasterConfig {
             heartbeat_interval: Duration::from_secs(15),
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
+            agent_reregister_timeout: Duration::from_secs(600),
             allocator: AllocatorConfig::default(),
         }
     }
@@ -124,6 +137,9 @@ pub enum Effect {
     },
     /// Asks the transport to report when the link to `pid` breaks.
     Link { pid: Pid },
+    /// Stores a change in the registry. The effects after it may depend on it (an agent is
+    /// told it is registered only once it is), so they wait until it is durable.
+    Registry(RegistryOp),
 }
 
 /// Something operators subscribed to the event stream (operator SUBSCRIBE) are told. The actor
@@ -254,8 +270,8 @@ struct Agent {
     total: Resources,
     connected: bool,
     mode: AgentMode,
-    /// Whether draining ends by marking the agent gone.
-    drain_mark_gone: bool,
+    /// How the agent drains, while it drains or once it drained.
+    drain_config: strata_protocol::mesos::DrainConfig,
     /// Tasks on this agent, by framework.
     tasks: BTreeSet<(FrameworkId, TaskId)>,
     /// Custom executors and the resources they use.
@@ -283,6 +299,15 @@ struct UnreachableAgent {
     since: f64,
 }
 
+/// An agent recovered from the registry after a master restart, which has not reregistered
+/// yet: known (its tasks get no reconciliation answer), but not offered.
+#[derive(Debug, Clone)]
+struct RecoveredAgent {
+    record: AdmittedAgent,
+    /// When it is marked unreachable if it has not reregistered.
+    deadline: Duration,
+}
+
 /// An outstanding offer.
 #[derive(Debug, Clone)]
 struct OfferEntry {
@@ -304,6 +329,7 @@ pub struct MasterState {
     agent_by_pid: BTreeMap<Pid, AgentId>,
     unreachable_agents: BTreeMap<AgentId, UnreachableAgent>,
     gone_agents: BTreeMap<AgentId, f64>,
+    recovered_agents: BTreeMap<AgentId, RecoveredAgent>,
     offers: BTreeMap<OfferId, OfferEntry>,
     next_framework_seq: u64,
     next_agent_seq: u64,
@@ -332,6 +358,7 @@ impl MasterState {
             agent_by_pid: BTreeMap::new(),
             unreachable_agents: BTreeMap::new(),
             gone_agents: BTreeMap::new(),
+            recovered_agents: BTreeMap::new(),
             offers: BTreeMap::new(),
             next_framework_seq: 0,
             next_agent_seq: 0,
@@ -342,6 +369,50 @@ impl MasterState {
             operator_events_enabled: false,
             operator_events: Vec::new(),
         }
+    }
+
+    /// Returns a master starting at `now` from what a previous master left in the registry: its
+    /// weights and quota apply at once, its gone and unreachable agents are remembered, and its
+    /// admitted agents are recovered, waiting `config.agent_reregister_timeout` to reregister.
+    pub fn recover(config: MasterConfig, now: Now, registry: &RegistryState) -> MasterState {
+        let mut state = MasterState::new(config, now);
+        if let Err(err) = state.allocator.update_weights(registry.weights.clone()) {
+            tracing::error!(error = %err, "ignoring registered weights the allocator refuses");
+        }
+        if let Err(err) = state.allocator.update_quota(registry.quota.clone()) {
+            tracing::error!(error = %err, "ignoring registered quota the allocator refuses");
+        }
+        state.gone_agents = registry.gone.clone();
+        state.unreachable_agents = registry
+            .unreachable
+            .iter()
+            .map(|(agent_id, record)| {
+                let unreachable = UnreachableAgent {
+                    info: record.info.clone(),
+                    since: record.since,
+                };
+                (agent_id.clone(), unreachable)
+            })
+            .collect();
+        let deadline = now.mono + state.config.agent_reregister_timeout;
+        state.recovered_agents = registry
+            .agents
+            .iter()
+            .map(|(agent_id, record)| {
+                let recovered = RecoveredAgent {
+                    record: record.clone(),
+                    deadline,
+                };
+                (agent_id.clone(), recovered)
+            })
+            .collect();
+        tracing::info!(
+            recovered_agents = state.recovered_agents.len(),
+            unreachable_agents = state.unreachable_agents.len(),
+            gone_agents = state.gone_agents.len(),
+            "master recovered from the registry"
+        );
+        state
     }
 
     /// Turns the recording of operator events on (someone subscribed) or off.
@@ -474,6 +545,7 @@ impl MasterState {
     /// allocator when an event asked for it or the batch interval elapsed.
     pub fn tick(&mut self, now: Now, out: &mut Vec<Effect>) {
         self.expire_offers(now, out);
+        self.expire_recovered_agents(now, out);
         self.ping_agents(now, out);
         self.expire_failovers(now, out);
         self.send_heartbeats(now, out);
@@ -493,6 +565,10 @@ impl MasterState {
         self.agents
             .values()
             .map(|agent| agent.next_ping)
+            .for_each(&mut consider);
+        self.recovered_agents
+            .values()
+            .map(|agent| agent.deadline)
             .for_each(&mut consider);
         for framework in self.frameworks.values() {
             if let Some(at) = framework.failover_deadline {
@@ -548,10 +624,20 @@ impl MasterState {
                 self.next_framework_seq += 1;
                 format!("{master_id}-{:04}", self.next_framework_seq)
             }
-            'S' => {
+            'S' => loop {
+                // A master started from a registry must not hand out an ID it holds.
                 self.next_agent_seq += 1;
-                format!("{master_id}-S{}", self.next_agent_seq)
-            }
+                let id = format!("{master_id}-S{}", self.next_agent_seq);
+                let known = AgentId::new(id.as_str()).is_ok_and(|agent_id| {
+                    self.agents.contains_key(&agent_id)
+                        || self.recovered_agents.contains_key(&agent_id)
+                        || self.unreachable_agents.contains_key(&agent_id)
+                        || self.gone_agents.contains_key(&agent_id)
+                });
+                if !known {
+                    break id;
+                }
+            },
             _ => {
                 self.next_offer_seq += 1;
                 format!("{master_id}-O{}", self.next_offer_seq)

@@ -83,7 +83,7 @@ impl MasterState {
 
     /// Gives resources a framework held back to the allocator, optionally refusing them to it
     /// for a while.
-    pub(super) fn recover(
+    pub(super) fn recover_resources(
         &mut self,
         now: Now,
         framework_id: &FrameworkId,
@@ -113,7 +113,7 @@ impl MasterState {
             match self.offers.get(&offer_id) {
                 Some(offer) if &offer.framework_id == framework_id => {
                     let offer = self.take_offer(&offer_id).expect("just looked up");
-                    self.recover(
+                    self.recover_resources(
                         now,
                         framework_id,
                         &offer.agent_id,
@@ -141,7 +141,7 @@ impl MasterState {
         let Some(offer) = self.take_offer(offer_id) else {
             return;
         };
-        self.recover(
+        self.recover_resources(
             now,
             &offer.framework_id,
             &offer.agent_id,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use strata_protocol::FrameworkId;
 
 use super::{Effect, MasterState, Now, OperatorError};
+use crate::registry::RegistryOp;
 
 impl MasterState {
     /// TEARDOWN by the operator: removes the framework and kills its tasks.
@@ -24,17 +25,25 @@ impl MasterState {
         Ok(())
     }
 
-    /// UPDATE_WEIGHTS: all or nothing; every weight must be above zero.
-    pub fn update_weights(&mut self, weights: BTreeMap<String, f64>) -> Result<(), OperatorError> {
+    /// UPDATE_WEIGHTS: all or nothing; every weight must be above zero. The weights are
+    /// registered, so they survive a master restart.
+    pub fn update_weights(
+        &mut self,
+        weights: BTreeMap<String, f64>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), OperatorError> {
         self.allocator
             .update_weights(weights)
             .map_err(|err| OperatorError::BadRequest(err.to_string()))?;
+        out.push(Effect::Registry(RegistryOp::UpdateWeights(
+            self.allocator.weights().clone(),
+        )));
         self.allocation_pending = true;
         Ok(())
     }
 
-    /// UPDATE_QUOTA: sets limits per role (scalar name to amount) and rescinds the offers a lowered limit no longer
-    /// covers.
+    /// UPDATE_QUOTA: sets limits per role (scalar name to amount), registers them, and rescinds
+    /// the offers a lowered limit no longer covers.
     pub fn update_quota(
         &mut self,
         now: Now,
@@ -45,6 +54,9 @@ impl MasterState {
             .allocator
             .update_quota(limits)
             .map_err(|err| OperatorError::BadRequest(err.to_string()))?;
+        out.push(Effect::Registry(RegistryOp::UpdateQuota(
+            self.allocator.quotas().clone(),
+        )));
         for rescind in rescinds {
             let offer_ids: Vec<_> = self
                 .offers

@@ -122,7 +122,7 @@ impl MasterState {
             });
         if let Some(resources) = freed {
             self.counters.count_task_state(latest);
-            self.recover(now, &framework_id, &agent_id, &resources, None);
+            self.recover_resources(now, &framework_id, &agent_id, &resources, None);
         }
         self.counters.valid_status_updates += 1;
         if changed {
@@ -180,13 +180,13 @@ impl MasterState {
                         .is_some_and(TaskState::is_terminal)
             });
         if acked_terminal {
-            self.remove_task(framework_id, &ack.task_id);
+            self.remove_task(framework_id, &ack.task_id, out);
         }
         Ok(())
     }
 
     /// Moves a task whose terminal update was acknowledged to the completed tasks.
-    fn remove_task(&mut self, framework_id: &FrameworkId, task_id: &TaskId) {
+    fn remove_task(&mut self, framework_id: &FrameworkId, task_id: &TaskId, out: &mut Vec<Effect>) {
         let max = self.config.max_completed_tasks_per_framework;
         let Some(framework) = self.frameworks.get_mut(framework_id) else {
             return;
@@ -202,7 +202,7 @@ impl MasterState {
             agent.tasks.remove(&(framework_id.clone(), task_id.clone()));
         }
         push_bounded(&mut framework.completed_tasks, entry.into_task(), max);
-        self.check_drained();
+        self.check_drained(out);
     }
 
     pub(super) fn kill(
@@ -256,7 +256,7 @@ impl MasterState {
         } else {
             tasks
                 .iter()
-                .map(|task| self.explicit_reconciliation(now, framework_id, task))
+                .filter_map(|task| self.explicit_reconciliation(now, framework_id, task))
                 .collect()
         };
         for event in updates {
@@ -283,24 +283,25 @@ impl MasterState {
         updates
     }
 
-    /// The six answers of Mesos's explicit reconciliation.
+    /// The answers of Mesos's explicit reconciliation; none for a task on an agent recovered
+    /// from the registry that has not reregistered yet, since the master cannot know.
     fn explicit_reconciliation(
         &self,
         now: Now,
         framework_id: &FrameworkId,
         task: &ReconcileTask,
-    ) -> Event {
+    ) -> Option<Event> {
         let framework = &self.frameworks[framework_id];
         if let Some(entry) = framework.tasks.get(&task.task_id) {
-            return self.reconciled(now, entry);
+            return Some(self.reconciled(now, entry));
         }
         if let Some(entry) = framework.unreachable_tasks.get(&task.task_id) {
-            return self.unreachable_reconciled(
+            return Some(self.unreachable_reconciled(
                 now,
                 framework_id,
                 &task.task_id,
                 &entry.task.agent_id,
-            );
+            ));
         }
         let partition_aware = self.is_partition_aware(framework_id);
         let pick = |aware: TaskState| {
@@ -312,12 +313,21 @@ impl MasterState {
         };
         let agent_id = task.agent_id.as_ref();
         let (state, message) = match agent_id {
+            Some(agent_id) if self.recovered_agents.contains_key(agent_id) => {
+                tracing::debug!(%framework_id, task_id = %task.task_id, %agent_id, "no reconciliation answer until the recovered agent reregisters");
+                return None;
+            }
             Some(agent_id) if self.agents.contains_key(agent_id) => (
                 pick(TaskState::Gone),
                 "Reconciliation: Task is unknown to the agent",
             ),
             Some(agent_id) if self.unreachable_agents.contains_key(agent_id) => {
-                return self.unreachable_reconciled(now, framework_id, &task.task_id, agent_id);
+                return Some(self.unreachable_reconciled(
+                    now,
+                    framework_id,
+                    &task.task_id,
+                    agent_id,
+                ));
             }
             Some(agent_id) if self.gone_agents.contains_key(agent_id) => (
                 pick(TaskState::GoneByOperator),
@@ -325,14 +335,14 @@ impl MasterState {
             ),
             _ => (pick(TaskState::Unknown), "Reconciliation: Task is unknown"),
         };
-        self.master_update(
+        Some(self.master_update(
             now,
             &task.task_id,
             agent_id,
             state,
             TaskStatusReason::ReasonReconciliation,
             message,
-        )
+        ))
     }
 
     fn reconciled(&self, now: Now, entry: &TaskEntry) -> Event {
@@ -441,7 +451,7 @@ impl MasterState {
             executors.remove(&exited.executor_id);
         }
         if let Some(resources) = resources.filter(|r| !r.is_empty()) {
-            self.recover(
+            self.recover_resources(
                 now,
                 &exited.framework_id,
                 &exited.agent_id,

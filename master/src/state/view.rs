@@ -268,6 +268,15 @@ impl MasterState {
             .collect()
     }
 
+    /// Returns the agents recovered from the registry that have not reregistered yet, with
+    /// their registered info.
+    pub fn recovered_agents(&self) -> Vec<(AgentId, AgentInfo)> {
+        self.recovered_agents
+            .iter()
+            .map(|(id, agent)| (id.clone(), agent.record.info.clone()))
+            .collect()
+    }
+
     /// Returns the agents marked gone and since when (Unix seconds).
     pub fn gone_agents(&self) -> Vec<(AgentId, f64)> {
         self.gone_agents

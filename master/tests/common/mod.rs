@@ -1,9 +1,12 @@
 //! A harness that drives `MasterState` the way the actor does, with time passed in by hand.
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::time::Duration;
 
 use serde_json::json;
+use strata_master::registry::{RegistryOp, RegistryState};
 use strata_master::state::{Effect, FrameworkConn, MasterConfig, MasterState, Now};
 use strata_protocol::internal::{self, Message};
 use strata_protocol::mesos::{MasterInfo, Offer, TaskInfo, TaskState, TaskStatus};
@@ -52,6 +55,36 @@ impl Harness {
             healthy_agents: Default::default(),
             next_uuid: 0,
         }
+    }
+
+    /// Starts a master at time zero from what a previous master left in `registry`. It has its
+    /// own master ID (`m2`), as a restarted master does.
+    pub fn recovered(registry: &RegistryState, tweak: impl FnOnce(&mut MasterConfig)) -> Harness {
+        let mut info = master_info();
+        info.id = "m2".into();
+        let mut config = MasterConfig::new(info);
+        tweak(&mut config);
+        let state = MasterState::recover(config, Now::at(Duration::ZERO, UNIX_ORIGIN), registry);
+        Harness {
+            state,
+            mono: Duration::ZERO,
+            effects: Vec::new(),
+            healthy_agents: Default::default(),
+            next_uuid: 0,
+        }
+    }
+
+    /// Returns the registry operations recorded, removing them (other effects stay).
+    pub fn take_registry_ops(&mut self) -> Vec<RegistryOp> {
+        let mut ops = Vec::new();
+        self.effects.retain(|effect| match effect {
+            Effect::Registry(op) => {
+                ops.push(op.clone());
+                false
+            }
+            _ => true,
+        });
+        ops
     }
 
     pub fn now(&self) -> Now {
