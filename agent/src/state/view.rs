@@ -1,7 +1,7 @@
 //! Read-only views of the agent's state, for the HTTP layer, metrics and tests.
 
 use strata_protocol::mesos::{ExecutorInfo, FrameworkInfo, Task, TaskInfo, TaskState};
-use strata_protocol::{AgentId, ContainerId, FrameworkId, Resources, TaskId};
+use strata_protocol::{AgentId, ContainerId, FrameworkId, Pid, Resources, TaskId};
 
 use super::{AgentState, Executor, ExecutorPhase, Framework, FrameworkPhase};
 
@@ -11,6 +11,8 @@ pub struct AgentCounters {
     pub registrations: u64,
     pub container_launch_errors: u64,
     pub updates_forwarded: u64,
+    /// Executors or tasks that could not be recovered after a restart.
+    pub recovery_errors: u64,
 }
 
 /// An executor as the state endpoints show it.
@@ -76,6 +78,21 @@ impl AgentState {
     /// Tells whether the agent is registered with a master now.
     pub fn registered(&self) -> bool {
         self.is_registered()
+    }
+
+    /// The agent actor's own pid.
+    pub fn pid(&self) -> &Pid {
+        &self.config.pid
+    }
+
+    /// The agent's Strata version.
+    pub fn version(&self) -> &str {
+        &self.config.version
+    }
+
+    /// The master the agent follows (registered or registering), if any.
+    pub fn master(&self) -> Option<&Pid> {
+        self.master_pid()
     }
 
     pub fn total_resources(&self) -> &Resources {
