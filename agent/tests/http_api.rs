@@ -215,6 +215,9 @@ async fn http(
     stream.write_all(request.as_bytes()).await.expect("write");
     // The server may answer (413) before reading a large body; a failed write is then fine.
     let _ = stream.write_all(body).await;
+    // Nothing more will be sent: saying so spares the server waiting for the client to close
+    // after an early answer.
+    let _ = stream.shutdown().await;
     let mut response = Vec::new();
     let _ = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut response))
         .await
@@ -579,7 +582,7 @@ async fn http_errors_say_what_is_wrong() {
     })
     .to_string();
     let get_tasks = br#"{"type":"GET_TASKS"}"#;
-    let too_big = vec![b' '; 2 * 1024 * 1024];
+    let too_big = vec![b' '; strata_agent::http::BODY_LEN_MAX + 1];
 
     for path in ["/api/v1", "/api/v1/executor"] {
         let body = if path == "/api/v1" {
