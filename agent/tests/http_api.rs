@@ -96,6 +96,8 @@ struct Scheduler {
     inbox: mpsc::UnboundedReceiver<Envelope>,
     master: Pid,
     framework_id: Option<FrameworkId>,
+    /// Events received while waiting for another kind.
+    skipped: std::collections::VecDeque<Event>,
 }
 
 impl Scheduler {
@@ -116,6 +118,7 @@ impl Scheduler {
             inbox,
             master: master.clone(),
             framework_id: None,
+            skipped: Default::default(),
         }
     }
 
@@ -139,7 +142,7 @@ impl Scheduler {
         )));
         let framework_id = self
             .expect("SUBSCRIBED", |event| match event {
-                Event::Subscribed(subscribed) => Some(subscribed.framework_id),
+                Event::Subscribed(subscribed) => Some(subscribed.framework_id.clone()),
                 _ => None,
             })
             .await;
@@ -147,27 +150,52 @@ impl Scheduler {
         framework_id
     }
 
-    /// Waits for the next event `pick` accepts, skipping others.
-    async fn expect<T>(&mut self, what: &str, pick: impl Fn(Event) -> Option<T>) -> T {
+    /// Waits for the next event `pick` accepts; the others are kept for later calls.
+    async fn expect<T>(&mut self, what: &str, pick: impl Fn(&Event) -> Option<T>) -> T {
+        if let Some(idx) = self.skipped.iter().position(|event| pick(event).is_some()) {
+            let event = self.skipped.remove(idx).expect("position is in range");
+            return pick(&event).expect("picked above");
+        }
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             let envelope = tokio::time::timeout_at(deadline, self.inbox.recv())
                 .await
                 .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
                 .expect("inbox open");
-            if let Body::SchedulerEvent(event) = envelope.body
-                && let Some(found) = pick(event)
-            {
-                return found;
+            if let Body::SchedulerEvent(event) = envelope.body {
+                match pick(&event) {
+                    Some(found) => return found,
+                    None => self.skipped.push_back(event),
+                }
             }
         }
+    }
+
+    /// Accepts `offer` with one LAUNCH; what the task leaves is offered again at once.
+    fn launch(&self, offer: &strata_protocol::mesos::Offer, task: Value) {
+        let accept = json!({
+            "offer_ids": [offer.id],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+            "filters": {"refuse_seconds": 0.0},
+        });
+        self.call(CallBody::Accept(
+            serde_json::from_value(accept).expect("accept"),
+        ));
+    }
+
+    async fn next_offer(&mut self) -> strata_protocol::mesos::Offer {
+        self.expect("OFFERS", |event| match event {
+            Event::Offers(offers) => offers.offers.first().cloned(),
+            _ => None,
+        })
+        .await
     }
 
     /// Waits for the next status update, acknowledges it and returns it.
     async fn next_update(&mut self, agent_id: &AgentId) -> TaskStatus {
         let status = self
             .expect("UPDATE", |event| match event {
-                Event::Update(update) => Some(update.status),
+                Event::Update(update) => Some(update.status.clone()),
                 _ => None,
             })
             .await;
@@ -337,12 +365,7 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
     // The scheduler subscribes and takes the agent's offer.
     let mut scheduler = Scheduler::start(&master.pid);
     let framework_id = scheduler.subscribe(&current_user()).await;
-    let offer = scheduler
-        .expect("OFFERS", |event| match event {
-            Event::Offers(offers) => offers.offers.into_iter().next(),
-            _ => None,
-        })
-        .await;
+    let offer = scheduler.next_offer().await;
     let agent_id = offer.agent_id.clone();
     let executor_resources = Resources::parse("cpus:0.1;mem:32", "*").expect("resources");
     let task_resources = Resources::parse("cpus:0.5;mem:64", "*").expect("resources");
@@ -360,10 +383,7 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
             "resources": executor_resources.to_wire(),
         },
     });
-    let accept = json!({"offer_ids": [offer.id], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]});
-    scheduler.call(CallBody::Accept(
-        serde_json::from_value(accept).expect("accept"),
-    ));
+    scheduler.launch(&offer, task);
 
     // The executor subscribes over HTTP, gets LAUNCH and reports the task running.
     let running = scheduler.next_update(&agent_id).await;
@@ -508,6 +528,72 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
     assert!(snapshot["slave/uptime_secs"].as_f64().expect("uptime") > 0.0);
     assert_eq!(snapshot["slave/container_launch_errors"], 0.0);
 
+    // A second task goes to an executor that never subscribes: it stays queued, STAGING, and
+    // the executor API refuses calls from that executor until it subscribes.
+    let offer = scheduler.next_offer().await;
+    let silent = json!({
+        "name": "waits",
+        "task_id": {"value": "t2"},
+        "agent_id": {"value": agent_id.as_str()},
+        "resources": task_resources.to_wire(),
+        "executor": {
+            "executor_id": {"value": "silent"},
+            "type": "CUSTOM",
+            "command": {"value": "sleep 60"},
+            "resources": executor_resources.to_wire(),
+        },
+    });
+    scheduler.launch(&offer, silent);
+    wait_for_snapshot(addr, "the silent executor", |snapshot| {
+        snapshot["slave/executors_registering"] == 1.0 && snapshot["slave/tasks_staging"] == 1.0
+    })
+    .await;
+    let tasks = operator(addr, "GET_TASKS").await;
+    assert_eq!(tasks["queued_tasks"][0]["task_id"]["value"], "t2");
+    assert_eq!(tasks["queued_tasks"][0]["state"], "TASK_STAGING");
+    assert_eq!(tasks["queued_tasks"][0]["executor_id"]["value"], "silent");
+    let state = get(addr, "/state").await.json();
+    let executors = state["frameworks"][0]["executors"]
+        .as_array()
+        .expect("executors");
+    let queued = executors
+        .iter()
+        .find(|executor| executor["id"] == "silent")
+        .expect("silent executor in /state");
+    assert_eq!(queued["queued_tasks"][0]["id"], "t2");
+    assert_eq!(queued["queued_tasks"][0]["executor_id"], "silent");
+    assert_eq!(queued["tasks"], json!([]));
+    let early_update = json!({
+        "framework_id": {"value": framework_id.as_str()},
+        "executor_id": {"value": "silent"},
+        "type": "MESSAGE",
+        "message": {"data": "aGk="},
+    });
+    let response = http(
+        addr,
+        "POST",
+        "/api/v1/executor",
+        &[JSON],
+        early_update.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(response.status, 403, "{}", response.body);
+    assert_eq!(response.body, "executor is not subscribed");
+    scheduler.call(CallBody::Kill(scheduler::Kill {
+        task_id: "t2".parse().expect("task id"),
+        agent_id: Some(agent_id.clone()),
+        kill_policy: None,
+    }));
+    let killed = scheduler.next_update(&agent_id).await;
+    assert_eq!(killed.task_id.as_str(), "t2");
+    assert_eq!(killed.state, TaskState::Killed, "{killed:?}");
+    wait_for_snapshot(addr, "the silent executor's end", |snapshot| {
+        snapshot["slave/executors_registering"] == 0.0
+            && snapshot["slave/executors_terminating"] == 0.0
+            && snapshot["slave/executors_terminated"] == 1.0
+    })
+    .await;
+
     // A framework message reaches the executor over its event stream; the executor's MESSAGE
     // call reaches the framework; then the executor finishes the task.
     scheduler.call(CallBody::Message(scheduler::Message {
@@ -517,7 +603,7 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
     }));
     let echo = scheduler
         .expect("MESSAGE", |event| match event {
-            Event::Message(message) => Some(message.data),
+            Event::Message(message) => Some(message.data.clone()),
             _ => None,
         })
         .await;
@@ -554,15 +640,29 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
         data: strata_protocol::Bytes::new(b"exit".to_vec()),
     }));
     wait_for_snapshot(addr, "the executor's exit", |snapshot| {
-        snapshot["slave/executors_running"] == 0.0 && snapshot["slave/executors_terminated"] == 1.0
+        snapshot["slave/executors_running"] == 0.0 && snapshot["slave/executors_terminated"] == 2.0
     })
     .await;
     let state = get(addr, "/state").await.json();
     // With no executor left, the framework is done on this agent, as in Mesos.
     assert_eq!(state["frameworks"], json!([]), "{state}");
-    let completed = &state["completed_frameworks"][0]["completed_executors"][0];
-    assert_eq!(completed["id"], "py-executor");
-    assert_eq!(completed["completed_tasks"][0]["state"], "TASK_FINISHED");
+    let completed: Vec<&Value> = state["completed_frameworks"][0]["completed_executors"]
+        .as_array()
+        .expect("completed executors")
+        .iter()
+        .collect();
+    let ids: Vec<&str> = completed
+        .iter()
+        .filter_map(|executor| executor["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["silent", "py-executor"], "{state}");
+    assert_eq!(completed[1]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    let executors = operator(addr, "GET_EXECUTORS").await;
+    assert_eq!(executors["executors"], json!([]));
+    assert_eq!(
+        executors["completed_executors"][1]["executor_info"]["executor_id"]["value"],
+        "py-executor"
+    );
 
     scheduler.node.shutdown();
     agent.stop_and_destroy().await;
