@@ -35,19 +35,24 @@ const EXECUTOR_PHASES: [ExecutorPhase; 4] = [
 /// What the metrics are computed from, taken from the state in one actor turn.
 #[derive(Debug, Clone)]
 pub struct Sample {
+    /// Seconds since the agent started.
     pub uptime_secs: f64,
+    /// Whether the agent is registered with a master now.
     pub registered: bool,
     /// Tasks the agent knows of per state: queued (STAGING), live, terminal and not yet
     /// acknowledged, and the completed ones it still keeps.
     pub tasks: BTreeMap<TaskState, usize>,
     /// Executors per phase; terminated ones include those the agent still keeps.
     pub executors: BTreeMap<ExecutorPhase, usize>,
+    /// Frameworks with executors or tasks on this agent.
     pub frameworks_active: usize,
     /// Scalar resources (MiB for mem and disk), reservations ignored.
     pub total: Resources,
     pub used: Resources,
     pub counters: AgentCounters,
+    /// Status updates not acknowledged yet.
     pub pending_updates: usize,
+    /// The agent's transport node's counters.
     pub transport: TransportStats,
 }
 

@@ -324,8 +324,12 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 async fn start_agent(work_dir: &Path, master: Option<SocketAddr>) -> AgentHandle {
-    let resources =
-        Resources::parse("cpus:2;mem:1024;disk:2048;ports:[31000-31009]", "*").expect("resources");
+    // 512 MiB of disk is reserved for the `ops` role, which the test framework is not in.
+    let resources = Resources::parse(
+        "cpus:2;mem:1024;disk:2048;disk(ops):512;ports:[31000-31009]",
+        "*",
+    )
+    .expect("resources");
     let mut options = AgentOptions::new(
         "127.0.0.1:0".parse().expect("addr"),
         work_dir.to_path_buf(),
@@ -336,6 +340,11 @@ async fn start_agent(work_dir: &Path, master: Option<SocketAddr>) -> AgentHandle
     options.hostname = "agent.test".into();
     options.registration_backoff_min = Duration::from_millis(50);
     options.flags = vec![("isolation".into(), "posix".into())];
+    options.attributes = serde_json::from_value(json!([
+        {"name": "rack", "type": "TEXT", "text": {"value": "r1"}},
+        {"name": "level", "type": "SCALAR", "scalar": {"value": 3.0}},
+    ]))
+    .expect("attributes");
     strata_agent::server::start(options)
         .await
         .expect("agent starts")
@@ -401,7 +410,14 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
     assert_eq!(state["resources"]["cpus"], 2.0);
     assert_eq!(state["resources"]["mem"], 1024.0);
     assert_eq!(state["resources"]["ports"], "[31000-31009]");
+    assert_eq!(state["resources"]["disk"], 2560.0);
     assert_eq!(state["unreserved_resources"]["disk"], 2048.0);
+    assert_eq!(state["reserved_resources"]["ops"]["disk"], 512.0);
+    assert_eq!(
+        state["reserved_resources_full"]["ops"][0]["scalar"]["value"],
+        512.0
+    );
+    assert_eq!(state["attributes"], json!({"rack": "r1", "level": 3.0}));
     assert_eq!(state["flags"]["isolation"], "posix");
     let framework = &state["frameworks"][0];
     assert_eq!(framework["id"], framework_id.as_str());
@@ -524,7 +540,7 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
     assert!((snapshot["slave/cpus_used"].as_f64().expect("cpus_used") - 0.6).abs() < 1e-9);
     assert_eq!(snapshot["slave/mem_total"], 1024.0);
     assert_eq!(snapshot["slave/mem_used"], 96.0);
-    assert_eq!(snapshot["slave/disk_total"], 2048.0);
+    assert_eq!(snapshot["slave/disk_total"], 2560.0);
     assert!(snapshot["slave/uptime_secs"].as_f64().expect("uptime") > 0.0);
     assert_eq!(snapshot["slave/container_launch_errors"], 0.0);
 

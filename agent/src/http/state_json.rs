@@ -274,7 +274,6 @@ pub fn render(
         "id": state.agent_id().map(|id| id.as_str()).unwrap_or(""),
         "pid": state.pid().to_string(),
         "hostname": info.hostname,
-        "capabilities": [],
         "resources": resources_object(total),
         "reserved_resources": reserved_object(total),
         "unreserved_resources": resources_object(&total.unreserved()),
