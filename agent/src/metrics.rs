@@ -18,7 +18,7 @@ use strata_protocol::Resources;
 use strata_protocol::mesos::TaskState;
 use strata_transport::{CloseReason, DropReason, TransportStats};
 
-use crate::state::{AgentCounters, AgentState, ExecutorPhase, FrameworkView, Now};
+use crate::state::{AgentCounters, AgentState, ExecutorPhase, Now};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -59,30 +59,15 @@ pub struct Sample {
 impl Sample {
     /// Samples `state` at `now`, with the agent's transport counters.
     pub fn of(state: &AgentState, now: Now, transport: TransportStats) -> Sample {
-        let frameworks = state.frameworks();
-        let completed_frameworks = state.completed_frameworks();
-        let mut tasks = BTreeMap::new();
         let mut executors = state.executor_counts();
-        for framework in frameworks.iter().chain(&completed_frameworks) {
-            count_tasks(framework, &mut tasks);
-        }
-        // Live executors were counted by phase above; completed ones have all terminated.
-        let n_completed: usize = frameworks
-            .iter()
-            .chain(&completed_frameworks)
-            .map(|framework| framework.completed_executors.len())
-            .sum();
-        let completed_live: usize = completed_frameworks
-            .iter()
-            .map(|framework| framework.executors.len())
-            .sum();
-        *executors.entry(ExecutorPhase::Terminated).or_default() += n_completed + completed_live;
+        // Live executors are counted by phase; the completed ones have all terminated.
+        *executors.entry(ExecutorPhase::Terminated).or_default() += state.n_completed_executors();
         Sample {
             uptime_secs: now.mono.as_secs_f64(),
             registered: state.registered(),
-            tasks,
+            tasks: state.retained_task_counts(),
             executors,
-            frameworks_active: frameworks.len(),
+            frameworks_active: state.n_frameworks(),
             total: scalars(state.total_resources()),
             used: scalars(&state.used_resources()),
             counters: state.counters(),
@@ -97,19 +82,6 @@ impl Sample {
 
     fn n_executors(&self, phase: ExecutorPhase) -> usize {
         self.executors.get(&phase).copied().unwrap_or(0)
-    }
-}
-
-fn count_tasks(framework: &FrameworkView, counts: &mut BTreeMap<TaskState, usize>) {
-    for executor in framework
-        .executors
-        .iter()
-        .chain(&framework.completed_executors)
-    {
-        *counts.entry(TaskState::Staging).or_default() += executor.queued.len();
-        for task in executor.tasks.iter().chain(&executor.completed) {
-            *counts.entry(task.state).or_default() += 1;
-        }
     }
 }
 

@@ -150,6 +150,52 @@ impl AgentState {
         counts
     }
 
+    /// Tasks per state over every task the agent still keeps: queued (STAGING), live, terminal
+    /// and unacknowledged, and completed, of running and completed frameworks and executors.
+    /// Computed without copying the tasks, for metrics.
+    pub fn retained_task_counts(&self) -> std::collections::BTreeMap<TaskState, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        let frameworks = self.frameworks.values().chain(&self.completed_frameworks);
+        for framework in frameworks {
+            let executors = framework
+                .executors
+                .values()
+                .chain(&framework.completed_executors);
+            for executor in executors {
+                *counts.entry(TaskState::Staging).or_default() += executor.queued.len();
+                let tasks = executor
+                    .launched
+                    .values()
+                    .chain(executor.terminated.values())
+                    .chain(&executor.completed);
+                for task in tasks {
+                    *counts.entry(task.state).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Terminated executors the agent still keeps, of running and completed frameworks.
+    pub fn n_completed_executors(&self) -> usize {
+        let of_running: usize = self
+            .frameworks
+            .values()
+            .map(|framework| framework.completed_executors.len())
+            .sum();
+        let of_completed: usize = self
+            .completed_frameworks
+            .iter()
+            .map(|framework| framework.executors.len() + framework.completed_executors.len())
+            .sum();
+        of_running + of_completed
+    }
+
+    /// Frameworks with executors or tasks on this agent.
+    pub fn n_frameworks(&self) -> usize {
+        self.frameworks.len()
+    }
+
     /// Executors per phase.
     pub fn executor_counts(&self) -> std::collections::BTreeMap<ExecutorPhase, usize> {
         let mut counts = std::collections::BTreeMap::new();
