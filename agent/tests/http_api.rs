@@ -610,6 +610,36 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
     })
     .await;
 
+    // An executor that cannot be started fails its task and counts as a launch error.
+    let offer = scheduler.next_offer().await;
+    let broken = json!({
+        "name": "broken",
+        "task_id": {"value": "t3"},
+        "agent_id": {"value": agent_id.as_str()},
+        "resources": task_resources.to_wire(),
+        "executor": {
+            "executor_id": {"value": "broken"},
+            "type": "CUSTOM",
+            "command": {"shell": false, "value": "/nonexistent/executor"},
+            "resources": executor_resources.to_wire(),
+        },
+    });
+    scheduler.launch(&offer, broken);
+    let failed = scheduler.next_update(&agent_id).await;
+    assert_eq!(failed.task_id.as_str(), "t3");
+    assert_eq!(failed.state, TaskState::Failed, "{failed:?}");
+    let snapshot = wait_for_snapshot(addr, "the broken executor's end", |snapshot| {
+        snapshot["slave/executors_terminated"] == 2.0
+    })
+    .await;
+    assert_eq!(snapshot["slave/container_launch_errors"], 1.0);
+    let text = get(addr, "/metrics").await.body;
+    assert_eq!(
+        sample(&text, "strata_agent_container_launch_errors_total"),
+        Some(1.0),
+        "{text}"
+    );
+
     // A framework message reaches the executor over its event stream; the executor's MESSAGE
     // call reaches the framework; then the executor finishes the task.
     scheduler.call(CallBody::Message(scheduler::Message {
@@ -656,7 +686,7 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
         data: strata_protocol::Bytes::new(b"exit".to_vec()),
     }));
     wait_for_snapshot(addr, "the executor's exit", |snapshot| {
-        snapshot["slave/executors_running"] == 0.0 && snapshot["slave/executors_terminated"] == 2.0
+        snapshot["slave/executors_running"] == 0.0 && snapshot["slave/executors_terminated"] == 3.0
     })
     .await;
     let state = get(addr, "/state").await.json();
@@ -671,12 +701,13 @@ async fn a_mesos_http_executor_runs_a_task_and_every_surface_reports_it() {
         .iter()
         .filter_map(|executor| executor["id"].as_str())
         .collect();
-    assert_eq!(ids, ["silent", "py-executor"], "{state}");
-    assert_eq!(completed[1]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    assert_eq!(ids, ["silent", "broken", "py-executor"], "{state}");
+    assert_eq!(completed[1]["completed_tasks"][0]["state"], "TASK_FAILED");
+    assert_eq!(completed[2]["completed_tasks"][0]["state"], "TASK_FINISHED");
     let executors = operator(addr, "GET_EXECUTORS").await;
     assert_eq!(executors["executors"], json!([]));
     assert_eq!(
-        executors["completed_executors"][1]["executor_info"]["executor_id"]["value"],
+        executors["completed_executors"][2]["executor_info"]["executor_id"]["value"],
         "py-executor"
     );
 
