@@ -622,3 +622,182 @@ impl Handler<DestroyAll> for AgentActor {
         })
     }
 }
+
+// Executors over the Mesos v1 executor HTTP API, container usage and metrics samples: the
+// messages the HTTP layer sends.
+
+/// Hands out the IDs of HTTP executor streams. One counter for the whole process, so an ID is
+/// never reused while the state may still name a closed stream by it.
+static NEXT_HTTP_STREAM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Why the agent refused an executor's HTTP call; each maps to the status Mesos answers.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecutorCallError {
+    /// The framework or executor named by the call is unknown (400).
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// A call other than SUBSCRIBE from an executor that has not subscribed yet (403).
+    #[error("executor is not subscribed")]
+    NotSubscribed,
+    /// The state machine refused the call, saying why (400).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl AgentActor {
+    /// Checks what Mesos checks before acting on an executor call: its framework and executor
+    /// exist, and only SUBSCRIBE comes from an executor still registering. Returns the
+    /// executor's current connection.
+    fn executor_http_conn(
+        &self,
+        call: &strata_protocol::executor::Call,
+    ) -> Result<Option<ExecutorConn>, ExecutorCallError> {
+        let framework = self
+            .state
+            .frameworks
+            .get(&call.framework_id)
+            .ok_or(ExecutorCallError::NotFound("Framework cannot be found"))?;
+        let executor = framework
+            .executors
+            .get(&call.executor_id)
+            .ok_or(ExecutorCallError::NotFound("Executor cannot be found"))?;
+        let subscribe = matches!(call.body, strata_protocol::executor::CallBody::Subscribe(_));
+        if executor.phase == crate::state::ExecutorPhase::Registering && !subscribe {
+            return Err(ExecutorCallError::NotSubscribed);
+        }
+        Ok(executor.conn.clone())
+    }
+
+    /// Steps an executor call; the caller executes its effects. A refused call changes nothing.
+    fn step_executor_call(
+        &mut self,
+        conn: ExecutorConn,
+        call: strata_protocol::executor::Call,
+    ) -> Result<(), ExecutorCallError> {
+        let now = self.rt.clock.now();
+        let result = self
+            .state
+            .step(now, Input::FromExecutor { conn, call }, &mut self.effects);
+        result.map_err(|error| ExecutorCallError::Refused(error.to_string()))
+    }
+}
+
+/// SUBSCRIBE from an executor over HTTP: registers `events` as the executor's event stream and
+/// steps the call. Answers the stream's ID, which the HTTP layer reports back with
+/// [`ExecutorStreamEnded`] when the client goes away.
+pub struct OpenExecutorStream {
+    pub call: strata_protocol::executor::Call,
+    pub events: mpsc::UnboundedSender<Event>,
+}
+
+impl Message for OpenExecutorStream {
+    type Result = Result<u64, ExecutorCallError>;
+}
+
+impl Handler<OpenExecutorStream> for AgentActor {
+    type Result = Result<u64, ExecutorCallError>;
+
+    fn handle(&mut self, open: OpenExecutorStream, ctx: &mut Context<Self>) -> Self::Result {
+        self.executor_http_conn(&open.call)?;
+        let id = NEXT_HTTP_STREAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The stream is in place before the step, so SUBSCRIBED and any queued LAUNCH go out
+        // on it in this same turn.
+        self.http_streams.insert(id, open.events);
+        let result = self.step_executor_call(ExecutorConn::Http(id), open.call);
+        if result.is_err() {
+            self.http_streams.remove(&id);
+        }
+        self.execute(ctx);
+        result.map(|()| id)
+    }
+}
+
+/// UPDATE or MESSAGE from an executor over HTTP (HEARTBEAT needs no agent).
+pub struct ExecutorHttpCall {
+    pub call: strata_protocol::executor::Call,
+}
+
+impl Message for ExecutorHttpCall {
+    type Result = Result<(), ExecutorCallError>;
+}
+
+impl Handler<ExecutorHttpCall> for AgentActor {
+    type Result = Result<(), ExecutorCallError>;
+
+    fn handle(&mut self, call: ExecutorHttpCall, ctx: &mut Context<Self>) -> Self::Result {
+        // The state answers on the executor's subscribed connection, not on this request, so
+        // the call is stepped as coming from that connection. `Http(0)` names no stream.
+        let conn = self
+            .executor_http_conn(&call.call)?
+            .unwrap_or(ExecutorConn::Http(0));
+        let result = self.step_executor_call(conn, call.call);
+        self.execute(ctx);
+        result
+    }
+}
+
+/// An HTTP executor's event stream ended: the client went away or the response was dropped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ExecutorStreamEnded {
+    pub id: u64,
+}
+
+impl Handler<ExecutorStreamEnded> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, ended: ExecutorStreamEnded, ctx: &mut Context<Self>) {
+        self.http_streams.remove(&ended.id);
+        // Also when the agent closed the stream itself: the state ignores a connection that is
+        // no longer any executor's.
+        self.step(
+            Input::ExecutorStreamClosed(ExecutorConn::Http(ended.id)),
+            ctx,
+        );
+    }
+}
+
+/// Reads what every container uses, from the containerizer, off the actor's thread.
+#[derive(Message)]
+#[rtype(result = "BTreeMap<ContainerId, crate::containerizer::Usage>")]
+pub struct ContainerUsage;
+
+impl Handler<ContainerUsage> for AgentActor {
+    type Result = actix::ResponseFuture<BTreeMap<ContainerId, crate::containerizer::Usage>>;
+
+    fn handle(&mut self, _: ContainerUsage, _: &mut Context<Self>) -> Self::Result {
+        let containerizer = Arc::clone(&self.rt.containerizer);
+        let container_ids = self.state.container_ids();
+        Box::pin(async move {
+            // Usage reads /proc and cgroup files: blocking I/O.
+            let read = tokio::task::spawn_blocking(move || {
+                container_ids
+                    .into_iter()
+                    .filter_map(|container_id| {
+                        let usage = containerizer.usage(&container_id);
+                        usage.ok().map(|usage| (container_id, usage))
+                    })
+                    .collect()
+            });
+            read.await.unwrap_or_default()
+        })
+    }
+}
+
+/// Samples the state and the transport for `/metrics` and `/metrics/snapshot`.
+#[derive(Message)]
+#[rtype(result = "crate::metrics::Sample")]
+pub struct SampleMetrics;
+
+impl Handler<SampleMetrics> for AgentActor {
+    type Result = MessageResult<SampleMetrics>;
+
+    fn handle(&mut self, _: SampleMetrics, _: &mut Context<Self>) -> Self::Result {
+        let now = self.rt.clock.now();
+        MessageResult(crate::metrics::Sample::of(
+            &self.state,
+            now,
+            self.rt.node.stats(),
+        ))
+    }
+}

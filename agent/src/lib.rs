@@ -18,6 +18,7 @@ pub mod containerizer;
 pub mod detect;
 pub mod gc;
 pub mod http;
+pub mod metrics;
 pub mod sandbox;
 pub mod server;
 pub mod state;

@@ -188,11 +188,12 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
     };
 
     let files = Files::new();
-    let http_context = web::Data::new(HttpContext {
-        agent: actor.clone(),
-        flags: options.flags.clone(),
-        start_time: clock.now().unix,
-    });
+    let http_context = web::Data::new(HttpContext::new(
+        actor.clone(),
+        options.flags.clone(),
+        clock.now().unix,
+        &options.work_dir,
+    ));
     let server = {
         let files = files.clone();
         HttpServer::new(move || {

@@ -1,7 +1,7 @@
 //! Read-only views of the agent's state, for the HTTP layer, metrics and tests.
 
 use strata_protocol::mesos::{ExecutorInfo, FrameworkInfo, Task, TaskInfo, TaskState};
-use strata_protocol::{AgentId, ContainerId, FrameworkId, Resources, TaskId};
+use strata_protocol::{AgentId, ContainerId, FrameworkId, Pid, Resources, TaskId};
 
 use super::{AgentState, Executor, ExecutorPhase, Framework, FrameworkPhase};
 
@@ -11,6 +11,8 @@ pub struct AgentCounters {
     pub registrations: u64,
     pub container_launch_errors: u64,
     pub updates_forwarded: u64,
+    /// Executors or tasks that could not be recovered after a restart.
+    pub recovery_errors: u64,
 }
 
 /// An executor as the state endpoints show it.
@@ -78,6 +80,21 @@ impl AgentState {
         self.is_registered()
     }
 
+    /// The agent actor's own pid.
+    pub fn pid(&self) -> &Pid {
+        &self.config.pid
+    }
+
+    /// The agent's Strata version.
+    pub fn version(&self) -> &str {
+        &self.config.version
+    }
+
+    /// The master the agent follows (registered or registering), if any.
+    pub fn master(&self) -> Option<&Pid> {
+        self.master_pid()
+    }
+
     pub fn total_resources(&self) -> &Resources {
         &self.config.resources
     }
@@ -131,6 +148,52 @@ impl AgentState {
             }
         }
         counts
+    }
+
+    /// Tasks per state over every task the agent still keeps: queued (STAGING), live, terminal
+    /// and unacknowledged, and completed, of running and completed frameworks and executors.
+    /// Computed without copying the tasks, for metrics.
+    pub fn retained_task_counts(&self) -> std::collections::BTreeMap<TaskState, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        let frameworks = self.frameworks.values().chain(&self.completed_frameworks);
+        for framework in frameworks {
+            let executors = framework
+                .executors
+                .values()
+                .chain(&framework.completed_executors);
+            for executor in executors {
+                *counts.entry(TaskState::Staging).or_default() += executor.queued.len();
+                let tasks = executor
+                    .launched
+                    .values()
+                    .chain(executor.terminated.values())
+                    .chain(&executor.completed);
+                for task in tasks {
+                    *counts.entry(task.state).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Terminated executors the agent still keeps, of running and completed frameworks.
+    pub fn n_completed_executors(&self) -> usize {
+        let of_running: usize = self
+            .frameworks
+            .values()
+            .map(|framework| framework.completed_executors.len())
+            .sum();
+        let of_completed: usize = self
+            .completed_frameworks
+            .iter()
+            .map(|framework| framework.executors.len() + framework.completed_executors.len())
+            .sum();
+        of_running + of_completed
+    }
+
+    /// Frameworks with executors or tasks on this agent.
+    pub fn n_frameworks(&self) -> usize {
+        self.frameworks.len()
     }
 
     /// Executors per phase.
