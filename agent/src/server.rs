@@ -316,14 +316,17 @@ async fn recover(
     let all_gone = if rebooted {
         Some("Agent host rebooted".to_owned())
     } else if cleanup {
-        for container_id in &alive {
-            let _ = containerizer.destroy(container_id, Duration::ZERO).await;
-        }
-        alive.clear();
         Some("Executor killed by --recover=cleanup".to_owned())
     } else {
         None
     };
+    if all_gone.is_some() {
+        // After a reboot nothing should have survived; whatever did is not to be trusted.
+        for container_id in &alive {
+            let _ = containerizer.destroy(container_id, Duration::ZERO).await;
+        }
+        alive.clear();
+    }
     let mut effects = Vec::new();
     if let Some(recovered) = recovered {
         tracing::info!(

@@ -118,11 +118,18 @@ pub struct TestScheduler {
     pid: Pid,
     inbox: mpsc::UnboundedReceiver<Envelope>,
     master: Pid,
+    /// Events read while waiting for another kind, kept for later waits.
+    backlog: std::collections::VecDeque<Event>,
     pub framework_id: Option<FrameworkId>,
 }
 
 impl TestScheduler {
     pub fn start(master: &MasterHandle) -> TestScheduler {
+        TestScheduler::start_for(master.pid.clone())
+    }
+
+    /// A scheduler for the master at `master` (one in another process).
+    pub fn start_for(master: Pid) -> TestScheduler {
         let node = Node::start(NodeConfig::connect_only(
             PeerRole::Scheduler,
             "127.0.0.1",
@@ -137,7 +144,8 @@ impl TestScheduler {
             node,
             pid,
             inbox,
-            master: master.pid.clone(),
+            master,
+            backlog: std::collections::VecDeque::new(),
             framework_id: None,
         }
     }
@@ -172,18 +180,27 @@ impl TestScheduler {
         framework_id
     }
 
-    /// Waits for the next event `pick` accepts, skipping the others.
-    pub async fn expect<T>(&mut self, what: &str, pick: impl Fn(Event) -> Option<T>) -> T {
+    /// Waits for the next event `pick` accepts; the others are kept, in order, for later waits.
+    pub async fn expect<T>(&mut self, what: &str, pick: impl Fn(Event) -> Option<T>) -> T
+    where
+        T: 'static,
+    {
+        let pick = |event: &Event| pick(event.clone());
+        if let Some(index) = self.backlog.iter().position(|event| pick(event).is_some()) {
+            let event = self.backlog.remove(index).expect("index is in range");
+            return pick(&event).expect("it matched");
+        }
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             let envelope = tokio::time::timeout_at(deadline, self.inbox.recv())
                 .await
                 .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
                 .expect("inbox open");
-            if let Body::SchedulerEvent(event) = envelope.body
-                && let Some(found) = pick(event)
-            {
-                return found;
+            if let Body::SchedulerEvent(event) = envelope.body {
+                if let Some(found) = pick(&event) {
+                    return found;
+                }
+                self.backlog.push_back(event);
             }
         }
     }

@@ -8,42 +8,73 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use strata_integration::cluster::{TestScheduler, command_task, start_master, strata_binary};
+use strata_integration::cluster::{TestScheduler, command_task, strata_binary};
 use strata_protocol::mesos::{TaskState, TaskStatusReason};
-use strata_protocol::{FrameworkId, TaskId};
+use strata_protocol::{AgentId, FrameworkId, Pid, TaskId};
 
-/// A `strata agent` process.
-struct AgentProcess {
+/// A `strata` daemon in its own process, its stderr appended to a log file.
+struct Daemon {
     child: Child,
     port: u16,
 }
 
-impl AgentProcess {
-    fn start(master_port: u16, port: u16, work_dir: &Path, log: &Path) -> AgentProcess {
+impl Daemon {
+    fn spawn(args: &[String], port: u16, log: &Path) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
         let child = Command::new(strata_binary())
-            .args(["--log-level", "debug", "agent", "--ip", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--master", &format!("127.0.0.1:{master_port}")])
-            .arg("--work-dir")
-            .arg(work_dir)
-            .args([
-                "--resources",
-                "cpus:4;mem:2048;disk:1024;ports:[31000-31100]",
-            ])
-            .args(["--isolation", "posix"])
+            .args(["--log-level", "debug"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        AgentProcess { child, port }
+        Daemon { child, port }
     }
 
-    /// Waits until the agent answers on its port.
+    /// `strata master` on `port`, registry in memory.
+    fn master(port: u16, log: &Path) -> Daemon {
+        let args = [
+            "master",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--registry",
+            "in_memory",
+            "--allocation-interval",
+            "100ms",
+        ];
+        Daemon::spawn(&args.map(String::from), port, log)
+    }
+
+    /// `strata agent` on `port` with posix isolation, plus `extra` flags.
+    fn agent(master_port: u16, port: u16, work_dir: &Path, log: &Path, extra: &[&str]) -> Daemon {
+        let mut args: Vec<String> = [
+            "agent",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--master",
+            &format!("127.0.0.1:{master_port}"),
+            "--resources",
+            "cpus:4;mem:2048;disk:1024;ports:[31000-31100]",
+            "--isolation",
+            "posix",
+            "--work-dir",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(work_dir.display().to_string());
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        Daemon::spawn(&args, port, log)
+    }
+
+    /// Waits until the daemon answers on its port.
     async fn ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
@@ -52,7 +83,7 @@ impl AgentProcess {
         {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "agent never listened"
+                "daemon never listened"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -64,24 +95,107 @@ impl AgentProcess {
     }
 }
 
-impl Drop for AgentProcess {
+impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Prints the agent's log when the test fails, since the agent ran in another process.
-struct LogOnFailure(PathBuf);
+/// A master process, a scheduler subscribed to it with a checkpointing framework, and an agent
+/// process; logs go to one file printed if the test fails.
+struct Cluster {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    master: Daemon,
+    agent: Daemon,
+    agent_port: u16,
+    scheduler: TestScheduler,
+    framework_id: FrameworkId,
+}
 
-impl Drop for LogOnFailure {
+impl Cluster {
+    async fn start(agent_flags: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("daemons.log");
+        let master_port = free_port();
+        let master = Daemon::master(master_port, &log);
+        master.ready().await;
+        let agent_port = free_port();
+        let work_dir = dir.path().join("work");
+        let agent = Daemon::agent(master_port, agent_port, &work_dir, &log, agent_flags);
+        agent.ready().await;
+        let master_pid = Pid::new("master", "127.0.0.1", master_port).unwrap();
+        let mut scheduler = TestScheduler::start_for(master_pid);
+        let framework_id = scheduler
+            .subscribe(serde_json::json!({
+                "user": "root",
+                "name": "recovery",
+                "checkpoint": true,
+                "failover_timeout": 3600.0
+            }))
+            .await;
+        Cluster {
+            dir,
+            log,
+            master,
+            agent,
+            agent_port,
+            scheduler,
+            framework_id,
+        }
+    }
+
+    fn work_dir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Restarts the agent (after `kill9`) on the same port and work dir with `flags`.
+    async fn restart_agent(&mut self, flags: &[&str]) {
+        self.agent = Daemon::agent(
+            self.master.port,
+            self.agent_port,
+            &self.work_dir(),
+            &self.log,
+            flags,
+        );
+        self.agent.ready().await;
+    }
+
+    /// Launches `tasks` (id, command) on the next offer and waits until all run; returns the
+    /// agent ID.
+    async fn launch_running(&mut self, tasks: &[(&str, &str)]) -> AgentId {
+        let offer = self.scheduler.next_offer().await;
+        let infos = tasks
+            .iter()
+            .map(|(id, command)| command_task(id, &offer.agent_id, "cpus:0.5;mem:64", command))
+            .collect();
+        self.scheduler.launch(&offer, infos);
+        let mut running = std::collections::BTreeSet::new();
+        while running.len() < tasks.len() {
+            let status = self.scheduler.next_update().await;
+            self.scheduler.acknowledge(&status);
+            assert!(!status.state.is_terminal(), "{status:#?}");
+            if status.state == TaskState::Running {
+                running.insert(status.task_id.as_str().to_owned());
+            }
+        }
+        offer.agent_id
+    }
+
+    fn sandbox(&self, task: &str) -> PathBuf {
+        sandbox(&self.work_dir(), &self.framework_id, task)
+    }
+}
+
+impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             #[allow(clippy::print_stderr)]
             {
                 eprintln!(
-                    "agent log:\n{}",
-                    std::fs::read_to_string(&self.0).unwrap_or_default()
+                    "daemon log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
         }
@@ -140,6 +254,36 @@ async fn wait_group_gone(pgid: i32) {
     }
 }
 
+/// Acknowledges updates until a terminal one, which it returns; earlier ones can only be resent
+/// updates whose acknowledgement the crash cut off.
+async fn next_terminal_update(scheduler: &mut TestScheduler) -> strata_protocol::mesos::TaskStatus {
+    loop {
+        let status = scheduler.next_update().await;
+        scheduler.acknowledge(&status);
+        if status.state.is_terminal() {
+            return status;
+        }
+        assert!(
+            matches!(status.state, TaskState::Starting | TaskState::Running),
+            "{status:#?}"
+        );
+    }
+}
+
+fn kill_group(pgid: i32) {
+    assert!(
+        Command::new("kill")
+            .args(["-9", "--", &format!("-{pgid}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn process_alive(pid: i32) -> bool {
+    nix_kill_zero(pid)
+}
+
 fn nix_kill_zero(pid: i32) -> bool {
     Command::new("kill")
         .args(["-0", "--", &pid.to_string()])
@@ -151,58 +295,32 @@ fn nix_kill_zero(pid: i32) -> bool {
 
 #[actix_rt::test]
 async fn restarted_agent_recovers_executors_and_delivers_what_happened_while_it_was_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let work_dir = dir.path().join("work");
-    let log = dir.path().join("agent.log");
-    let _log_guard = LogOnFailure(log.clone());
-    let master = start_master().await;
-    let port = free_port();
-    let mut agent = AgentProcess::start(master.addr.port(), port, &work_dir, &log);
-    agent.ready().await;
-
-    let mut scheduler = TestScheduler::start(&master);
-    let framework_id = scheduler
-        .subscribe(serde_json::json!({
-            "user": "root",
-            "name": "recovery",
-            "checkpoint": true,
-            "failover_timeout": 3600.0
-        }))
+    let mut cluster = Cluster::start(&[]).await;
+    let agent_id = cluster
+        .launch_running(&[
+            // Finishes once the test says so, which it does while the agent is down.
+            (
+                "finisher",
+                "echo $$ > pid; while [ ! -f go ]; do sleep 0.05; done; echo finished",
+            ),
+            // Keeps running across the restart, in the same process, and is killed afterwards.
+            ("survivor", "echo $$ > pid; exec sleep 1000"),
+            // Its executor is killed while the agent is down.
+            (
+                "victim",
+                "echo $PPID > executor_pid; echo $$ > pid; exec sleep 1000",
+            ),
+        ])
         .await;
-    let offer = scheduler.next_offer().await;
-    let agent_id = offer.agent_id.clone();
-    let tasks = vec![
-        // Finishes once the test says so, which it does while the agent is down.
-        command_task(
-            "finisher",
-            &agent_id,
-            "cpus:0.5;mem:64",
-            "echo $$ > pid; while [ ! -f go ]; do sleep 0.05; done; echo finished",
-        ),
-        // Keeps running across the restart, and is killed afterwards.
-        command_task("survivor", &agent_id, "cpus:0.5;mem:64", "sleep 1000"),
-        // Its executor is killed while the agent is down.
-        command_task(
-            "victim",
-            &agent_id,
-            "cpus:0.5;mem:64",
-            "echo $PPID > executor_pid; sleep 1000",
-        ),
-    ];
-    scheduler.launch(&offer, tasks);
-    let mut running = std::collections::BTreeSet::new();
-    while running.len() < 3 {
-        let status = scheduler.next_update().await;
-        scheduler.acknowledge(&status);
-        assert!(!status.state.is_terminal(), "{status:#?}");
-        if status.state == TaskState::Running {
-            running.insert(status.task_id.as_str().to_owned());
-        }
-    }
+    let survivor_pid: i32 = wait_for_file(&cluster.sandbox("survivor").join("pid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
 
-    agent.kill9();
+    cluster.agent.kill9();
 
-    let finisher = sandbox(&work_dir, &framework_id, "finisher");
+    let finisher = cluster.sandbox("finisher");
     let task_pid: i32 = wait_for_file(&finisher.join("pid"))
         .await
         .trim()
@@ -211,34 +329,40 @@ async fn restarted_agent_recovers_executors_and_delivers_what_happened_while_it_
     std::fs::write(finisher.join("go"), "").unwrap();
     // The finisher's shell ends; its executor holds TASK_FINISHED for the agent.
     wait_group_gone(task_pid).await;
-    let victim = sandbox(&work_dir, &framework_id, "victim");
-    let executor_pid: i32 = wait_for_file(&victim.join("executor_pid"))
+    let executor_pid: i32 = wait_for_file(&cluster.sandbox("victim").join("executor_pid"))
         .await
         .trim()
         .parse()
         .unwrap();
-    // The executor leads its container's process group; kill all of it.
-    assert!(
-        Command::new("kill")
-            .args(["-9", "--", &format!("-{executor_pid}")])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let victim_pid: i32 = wait_for_file(&cluster.sandbox("victim").join("pid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    // The executor leads its container's process group, the task its own; kill both.
+    kill_group(executor_pid);
+    kill_group(victim_pid);
     wait_group_gone(executor_pid).await;
+    wait_group_gone(victim_pid).await;
 
-    let agent = AgentProcess::start(master.addr.port(), port, &work_dir, &log);
-    agent.ready().await;
+    cluster.restart_agent(&[]).await;
 
     let mut finished = None;
     let mut lost = None;
     while finished.is_none() || lost.is_none() {
-        let status = scheduler.next_update().await;
-        scheduler.acknowledge(&status);
+        let status = cluster.scheduler.next_update().await;
+        cluster.scheduler.acknowledge(&status);
         match (status.task_id.as_str(), status.state) {
-            ("finisher", TaskState::Finished) => finished = Some(status),
-            ("victim", TaskState::Lost) => lost = Some(status),
-            // Retries of updates sent before the crash may arrive again (at least once).
+            ("finisher", TaskState::Finished) => {
+                assert!(finished.is_none(), "FINISHED twice");
+                finished = Some(status);
+            }
+            ("victim", TaskState::Lost) => {
+                assert!(lost.is_none(), "LOST twice");
+                lost = Some(status);
+            }
+            // An acknowledgement the crash cut off makes the agent resend that update: at least
+            // once, as Mesos delivers.
             (_, TaskState::Starting | TaskState::Running) => {}
             other => panic!("unexpected update {other:?}: {status:#?}"),
         }
@@ -248,10 +372,121 @@ async fn restarted_agent_recovers_executors_and_delivers_what_happened_while_it_
         lost.unwrap().reason,
         Some(TaskStatusReason::ReasonExecutorReregistrationTimeout)
     );
+    // The survivor is the same process as before the crash (F5: same pids).
+    assert!(process_alive(survivor_pid), "survivor's process is gone");
 
     let survivor = TaskId::new("survivor").unwrap();
-    scheduler.kill(&survivor);
-    scheduler.wait_for_state(&survivor, TaskState::Killed).await;
-    drop(agent);
-    master.stop().await;
+    cluster.scheduler.kill(&survivor);
+    cluster
+        .scheduler
+        .wait_for_state(&survivor, TaskState::Killed)
+        .await;
+    assert!(!process_alive(survivor_pid), "killed task still runs");
+}
+
+#[actix_rt::test]
+async fn after_a_reboot_the_agent_keeps_its_id_but_not_its_executors() {
+    let mut cluster = Cluster::start(&[]).await;
+    let agent_id = cluster
+        .launch_running(&[(
+            "sleeper",
+            "echo $PPID > executor_pid; echo $$ > pid; exec sleep 1000",
+        )])
+        .await;
+    let sandbox = cluster.sandbox("sleeper");
+    let pid: i32 = wait_for_file(&sandbox.join("pid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    let executor_pid: i32 = wait_for_file(&sandbox.join("executor_pid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    cluster.agent.kill9();
+    // A reboot ends every process and changes the boot ID.
+    kill_group(executor_pid);
+    kill_group(pid);
+    wait_group_gone(executor_pid).await;
+    wait_group_gone(pid).await;
+    std::fs::write(
+        cluster.work_dir().join("meta").join("boot_id"),
+        "00000000-0000-0000-0000-000000000000\n",
+    )
+    .unwrap();
+    cluster.restart_agent(&[]).await;
+    let status = next_terminal_update(&mut cluster.scheduler).await;
+    assert_eq!(status.task_id.as_str(), "sleeper");
+    assert_eq!(status.state, TaskState::Lost, "{status:#?}");
+    assert_eq!(status.agent_id.as_ref(), Some(&agent_id), "agent ID kept");
+    assert!(
+        status.message.as_deref().unwrap_or("").contains("rebooted"),
+        "{status:#?}"
+    );
+    // The same agent is offered again, whole.
+    let offer = cluster.scheduler.next_offer().await;
+    assert_eq!(offer.agent_id, agent_id);
+}
+
+#[actix_rt::test]
+async fn recover_cleanup_kills_what_the_previous_run_left() {
+    let mut cluster = Cluster::start(&[]).await;
+    cluster
+        .launch_running(&[("sleeper", "echo $$ > pid; exec sleep 1000")])
+        .await;
+    let pid: i32 = wait_for_file(&cluster.sandbox("sleeper").join("pid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    cluster.agent.kill9();
+    assert!(process_alive(pid), "the task outlives the agent");
+    cluster.restart_agent(&["--recover", "cleanup"]).await;
+    let status = next_terminal_update(&mut cluster.scheduler).await;
+    assert_eq!(
+        (status.task_id.as_str(), status.state),
+        ("sleeper", TaskState::Lost),
+        "{status:#?}"
+    );
+    wait_group_gone(pid).await;
+}
+
+#[actix_rt::test]
+async fn killed_executor_gives_exactly_one_failure_and_the_agent_stays_up() {
+    let mut cluster = Cluster::start(&[]).await;
+    cluster
+        .launch_running(&[("orphaned", "echo $PPID > executor_pid; sleep 1000")])
+        .await;
+    let executor_pid: i32 = wait_for_file(&cluster.sandbox("orphaned").join("executor_pid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &executor_pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = cluster.scheduler.next_update().await;
+    cluster.scheduler.acknowledge(&status);
+    assert_eq!(
+        (status.task_id.as_str(), status.state, status.reason),
+        (
+            "orphaned",
+            TaskState::Failed,
+            Some(TaskStatusReason::ReasonExecutorTerminated)
+        ),
+        "{status:#?}"
+    );
+    // The agent still works: a new task runs to completion, and no second update came for the
+    // first one.
+    cluster.launch_running(&[("next", "sleep 0.2")]).await;
+    let seen = cluster
+        .scheduler
+        .wait_for_state(&TaskId::new("next").unwrap(), TaskState::Finished)
+        .await;
+    assert_eq!(seen.len(), 1, "{seen:#?}");
 }

@@ -1,9 +1,10 @@
 //! The posix containerizer: plain processes in their own process group, without isolation.
 //!
 //! Limits are not enforced. Usage is summed from `/proc` over the processes of the container's
-//! process group, as Mesos's `posix/cpu` and `posix/mem` isolators do over the process tree. A
-//! process that moves to another process group escapes `destroy`; use the cgroups containerizer
-//! where that matters.
+//! process group, as Mesos's `posix/cpu` and `posix/mem` isolators do over the process tree.
+//! Signals reach the leader's process group and the groups of its descendants at that moment
+//! (the command executor runs its task in a group of its own); a process that has left the
+//! tree (daemonized) escapes `destroy`. Use the cgroups containerizer where that matters.
 
 use std::fs;
 use std::sync::Arc;
@@ -51,7 +52,15 @@ impl Isolation for PosixIsolation {
 
     fn signal_all(&self, _: &(), leader: Option<Pid>, signal: Signal) {
         if let Some(leader) = leader {
+            // Found before signalling: once the leader dies its children are reparented and
+            // can no longer be told apart from other processes.
+            let groups = descendant_groups(leader);
             signal_group(leader, signal);
+            for group in groups {
+                if group != leader {
+                    signal_group(group, signal);
+                }
+            }
         }
     }
 
@@ -114,6 +123,7 @@ impl Isolation for PosixIsolation {
 
 /// The fields of `/proc/<pid>/stat` a containerizer needs.
 pub(crate) struct ProcessStat {
+    pub ppid: i32,
     pub pgrp: Pid,
     pub zombie: bool,
     /// Own plus waited-for children's user time, in clock ticks.
@@ -136,12 +146,44 @@ fn parse_stat(stat: &str) -> Option<ProcessStat> {
     let field = |number: usize| -> Option<u64> { fields.get(number - 3)?.parse().ok() };
     let pgrp = i32::try_from(field(5)?).ok().and_then(Pid::from_raw)?;
     Some(ProcessStat {
+        ppid: i32::try_from(field(4)?).ok()?,
         pgrp,
         zombie: matches!(fields.first(), Some(&"Z") | Some(&"X")),
         user_ticks: field(14)? + field(16)?,
         system_ticks: field(15)? + field(17)?,
         rss_pages: field(24)?,
     })
+}
+
+/// Returns the process groups of `leader`'s descendants (children, their children, ...).
+fn descendant_groups(leader: Pid) -> Vec<Pid> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Default::default();
+    };
+    let mut children: std::collections::BTreeMap<i32, Vec<(i32, Pid)>> = Default::default();
+    for pid in entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+    {
+        if let Some(stat) = Pid::from_raw(pid).and_then(process_stat) {
+            children
+                .entry(stat.ppid)
+                .or_default()
+                .push((pid, stat.pgrp));
+        }
+    }
+    let mut groups: Vec<Pid> = Vec::new();
+    let mut queue = vec![leader.as_raw_nonzero().get()];
+    // Bounded by the number of processes: each is visited once, since a pid has one parent.
+    while let Some(parent) = queue.pop() {
+        for &(child, pgrp) in children.get(&parent).into_iter().flatten() {
+            if !groups.contains(&pgrp) {
+                groups.push(pgrp);
+            }
+            queue.push(child);
+        }
+    }
+    groups
 }
 
 /// Returns the processes in the process group `pgrp`.

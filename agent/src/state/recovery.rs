@@ -101,6 +101,7 @@ impl AgentState {
                 status: -1,
             };
             if let Err(error) = self.container_exited(now, &container_id, end, effects) {
+                self.counters.recovery_errors += 1;
                 tracing::warn!(%container_id, %error, "cannot end a recovered executor");
             }
         }
