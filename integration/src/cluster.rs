@@ -25,39 +25,48 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// it as the command executor.
 pub fn strata_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-            let output = std::process::Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--locked",
-                    "-p",
-                    "strata-cli",
-                    "--bin",
-                    "strata",
-                ])
-                .arg("--manifest-path")
-                .arg(&manifest)
-                .arg("--message-format=json")
-                .output()
-                .expect("cargo runs");
-            assert!(
-                output.status.success(),
-                "building the strata binary failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            // The executable's path, as cargo reports it (it knows the target dir).
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .filter(|message| message["target"]["name"] == "strata")
-                .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-                .expect("cargo reports the strata executable")
-        })
-        .clone()
+    BINARY.get_or_init(|| build_strata(false)).clone()
+}
+
+/// Returns the path of the optimised `strata` binary, building it first if needed (benchmarks).
+pub fn strata_binary_release() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build_strata(true)).clone()
+}
+
+fn build_strata(release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "-p",
+            "strata-cli",
+            "--bin",
+            "strata",
+        ])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--message-format=json");
+    if release {
+        command.arg("--release");
+    }
+    let output = command.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building the strata binary failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The executable's path, as cargo reports it (it knows the target dir).
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "strata")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reports the strata executable")
 }
 
 /// Starts a master on a free loopback port with test-friendly timers.

@@ -1,0 +1,298 @@
+//! Agent launch benchmark: how fast one agent turns RunTask messages into checkpointed terminal
+//! updates for short command tasks, against the machine's bare spawn+exec+wait rate.
+//!
+//! `cargo run --release -p strata-integration --bin agent-bench` runs, in one process and one
+//! run:
+//!
+//! 1. baseline: `--tasks` spawn+exec+wait of `/bin/true`, `--window` at a time, straight from
+//!    tokio (the physical limit of starting processes here);
+//! 2. the agent with posix isolation, then 3. with cgroups: a real agent (the release `strata`
+//!    binary as command executor, checkpointing on, fsync on) registered with a stand-in master,
+//!    a transport node in this process that sends `--tasks` RunTask messages for `/bin/true`,
+//!    keeping `--window` in flight, and acknowledges every update. A task counts when its
+//!    terminal update reaches the stand-in master, which the agent sends only after writing it
+//!    to its checkpoint.
+//!
+//! The stand-in master keeps the measurement on the agent: no offers, no allocator. Each phase
+//! reports tasks per second and the ratio to the baseline.
+
+// The benchmark's product is its report on stdout.
+#![allow(clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Context, Handler};
+use anyhow::Context as _;
+use clap::Parser;
+use strata_agent::server::{AgentOptions, Isolation};
+use strata_integration::cluster::strata_binary_release;
+use strata_protocol::internal::{self, Message};
+use strata_protocol::mesos::{CommandInfo, FrameworkInfo, TaskInfo};
+use strata_protocol::{AgentId, Body, Envelope, Epoch, FrameworkId, PeerRole, Resources, TaskId};
+use strata_transport::{Delivery, Node, NodeConfig};
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(about = "Measures how fast one agent launches short command tasks")]
+struct Args {
+    /// Tasks per phase.
+    #[arg(long, default_value_t = 5_000)]
+    tasks: usize,
+    /// Tasks in flight at once.
+    #[arg(long, default_value_t = 32)]
+    window: usize,
+    /// Skip the cgroups phase (machines without writable cgroups).
+    #[arg(long)]
+    no_cgroups: bool,
+    /// Checkpoint without fsync, to see what durability costs.
+    #[arg(long)]
+    no_fsync: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let launcher = strata_binary_release();
+    println!(
+        "agent launch benchmark: {} tasks of /bin/true, {} in flight",
+        args.tasks, args.window
+    );
+    actix_rt::System::new().block_on(async move {
+        let baseline = baseline(args.tasks, args.window).await?;
+        println!(
+            "baseline spawn+exec+wait      {:>8.0} tasks/s  ({:.2} s)",
+            rate(args.tasks, baseline),
+            baseline.as_secs_f64()
+        );
+        let mut phases = vec![("agent, posix isolation", Isolation::Posix)];
+        if !args.no_cgroups {
+            phases.push(("agent, cgroups isolation", Isolation::Cgroups));
+        }
+        for (name, isolation) in phases {
+            let (elapsed, cpu) =
+                agent_phase(args.tasks, args.window, isolation, &launcher, !args.no_fsync).await?;
+            println!(
+                "{name:<28}  {:>8.0} tasks/s  ({:.2} s, {:.2} of baseline, {:.2} ms agent-process CPU per task)",
+                rate(args.tasks, elapsed),
+                elapsed.as_secs_f64(),
+                baseline.as_secs_f64() / elapsed.as_secs_f64(),
+                cpu.as_secs_f64() * 1000.0 / args.tasks as f64,
+            );
+        }
+        Ok(())
+    })
+}
+
+fn rate(tasks: usize, elapsed: Duration) -> f64 {
+    tasks as f64 / elapsed.as_secs_f64()
+}
+
+/// Spawns `/bin/true` `tasks` times, `window` at once, and waits for each.
+async fn baseline(tasks: usize, window: usize) -> anyhow::Result<Duration> {
+    let started = now();
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        if running.len() >= window {
+            running.join_next().await.expect("one runs")??;
+        }
+        running.spawn(async {
+            let status = tokio::process::Command::new("/bin/true").status().await?;
+            anyhow::ensure!(status.success(), "/bin/true failed");
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(result) = running.join_next().await {
+        result??;
+    }
+    Ok(started.elapsed())
+}
+
+#[allow(clippy::disallowed_methods)] // A benchmark measures wall time.
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// CPU time (user + system) of this process so far: the agent runs in it, its executors do not.
+fn process_cpu() -> Duration {
+    // /proc/self/stat after the command name: state is the first field, utime the 12th and
+    // stime the 13th, in clock ticks.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks =
+        |index: usize| -> u64 { fields.get(index).and_then(|f| f.parse().ok()).unwrap_or(0) };
+    let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / ticks_per_second)
+}
+
+/// Forwards every envelope to the benchmark.
+struct Forward(mpsc::UnboundedSender<Envelope>);
+
+impl Actor for Forward {
+    type Context = Context<Self>;
+}
+
+impl Handler<Delivery> for Forward {
+    type Result = ();
+    fn handle(&mut self, Delivery(envelope): Delivery, _: &mut Context<Self>) {
+        let _ = self.0.send(envelope);
+    }
+}
+
+/// Starts an agent registered with a stand-in master and pushes `tasks` through it.
+async fn agent_phase(
+    tasks: usize,
+    window: usize,
+    isolation: Isolation,
+    launcher: &std::path::Path,
+    fsync: bool,
+) -> anyhow::Result<(Duration, Duration)> {
+    let node = Node::start(NodeConfig::listening(
+        PeerRole::Master,
+        "127.0.0.1:0".parse::<SocketAddr>()?,
+    ))?;
+    let (tx, mut inbox) = mpsc::unbounded_channel();
+    let master = node.register("master", Forward(tx).start().recipient())?;
+    let work_dir = tempfile::tempdir()?;
+    let resources = Resources::parse("cpus:100000;mem:100000000", "*")?;
+    let mut options = AgentOptions::new(
+        "127.0.0.1:0".parse()?,
+        work_dir.path().to_path_buf(),
+        resources,
+    );
+    options.master = Some(node.local_addr().context("the stand-in master listens")?);
+    options.isolation = isolation;
+    options.launcher = launcher.to_path_buf();
+    options.fsync = fsync;
+    options.hostname = "127.0.0.1".to_owned();
+    let agent = strata_agent::server::start(options).await?;
+
+    let send = |message: Message| {
+        node.send(Envelope {
+            from: master.clone(),
+            to: agent.pid.clone(),
+            epoch: Epoch(1),
+            body: Body::Internal(message),
+        })
+    };
+    // Registration.
+    let agent_id = AgentId::new("bench-agent")?;
+    loop {
+        let envelope = tokio::time::timeout(Duration::from_secs(30), inbox.recv())
+            .await
+            .context("the agent never registered")?
+            .context("inbox closed")?;
+        if let Body::Internal(Message::RegisterAgent(_)) = envelope.body {
+            send(
+                internal::AgentRegistered {
+                    agent_id: agent_id.clone(),
+                    connection: internal::MasterAgentConnection {
+                        total_ping_timeout_seconds: 3600.0,
+                    },
+                }
+                .into(),
+            )?;
+            break;
+        }
+    }
+    let framework_id = FrameworkId::new("bench-framework")?;
+    let framework = FrameworkInfo {
+        user: String::new(),
+        name: "bench".into(),
+        id: Some(framework_id.clone()),
+        failover_timeout: None,
+        checkpoint: Some(true),
+        role: None,
+        roles: Vec::new(),
+        hostname: None,
+        principal: None,
+        webui_url: None,
+        capabilities: Vec::new(),
+        labels: None,
+        offer_filters: BTreeMap::new(),
+    };
+    let task_resources = Resources::parse("cpus:0.01;mem:1", "*")?.to_wire();
+    let run_task = |n: usize| -> anyhow::Result<Message> {
+        Ok(internal::RunTask {
+            framework: framework.clone(),
+            task: TaskInfo {
+                name: format!("true-{n}"),
+                task_id: TaskId::new(format!("true-{n}"))?,
+                agent_id: agent_id.clone(),
+                resources: task_resources.clone(),
+                executor: None,
+                command: Some(CommandInfo {
+                    shell: Some(false),
+                    value: Some("/bin/true".into()),
+                    arguments: vec!["/bin/true".into()],
+                    ..CommandInfo::default()
+                }),
+                container: None,
+                health_check: None,
+                check: None,
+                kill_policy: None,
+                data: None,
+                labels: None,
+                discovery: None,
+                max_completion_time: None,
+                limits: BTreeMap::new(),
+            },
+            launch_executor: true,
+        }
+        .into())
+    };
+
+    let cpu_before = process_cpu();
+    let started = now();
+    let mut sent = 0;
+    let mut finished = 0;
+    let mut failed = 0;
+    while sent < tasks.min(window) {
+        send(run_task(sent)?)?;
+        sent += 1;
+    }
+    while finished < tasks {
+        let envelope = tokio::time::timeout(Duration::from_secs(60), inbox.recv())
+            .await
+            .with_context(|| format!("no update for 60 s after {finished} tasks"))?
+            .context("inbox closed")?;
+        let Body::Internal(Message::StatusUpdate(update)) = envelope.body else {
+            continue;
+        };
+        send(
+            internal::StatusUpdateAcknowledgement {
+                agent_id: agent_id.clone(),
+                framework_id: framework_id.clone(),
+                task_id: update.status.task_id.clone(),
+                uuid: update.uuid.clone(),
+            }
+            .into(),
+        )?;
+        if update.status.state.is_terminal() {
+            if update.status.state != strata_protocol::mesos::TaskState::Finished {
+                failed += 1;
+            }
+            finished += 1;
+            if sent < tasks {
+                send(run_task(sent)?)?;
+                sent += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_before);
+    anyhow::ensure!(failed == 0, "{failed} tasks did not finish");
+    agent.stop_and_destroy().await;
+    node.shutdown();
+    Ok((elapsed, cpu))
+}
