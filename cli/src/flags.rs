@@ -36,12 +36,19 @@ pub struct Cli {
 pub enum Command {
     /// Runs a master: tracks agents and frameworks and makes resource offers.
     Master(MasterFlags),
-    /// Runs an agent: offers this machine's resources and runs tasks in containers.
-    Agent(AgentFlags),
+    /// Runs an agent: offers this machine's resources and runs tasks in containers; or, with a
+    /// subcommand, drains, deactivates or reactivates one.
+    Agent(AgentCommand),
     /// Runs a master and an agent in one process on 127.0.0.1, for trying Strata out.
     Dev(DevFlags),
     /// Runs a command (or a Docker image) as a task on the cluster and streams its output.
     Run(RunFlags),
+    /// Lists agents, frameworks, tasks, offers or roles of the cluster.
+    Get(GetFlags),
+    /// Prints a task's stdout (or stderr), wherever it runs.
+    Logs(LogsFlags),
+    /// Acts on a framework: `strata framework teardown <id>`.
+    Framework(FrameworkCommand),
     /// Prints the version of this build and of its wire protocol.
     Version,
     /// Runs the built-in command executor; agents start it, configured through the environment.
@@ -199,6 +206,130 @@ pub struct AgentFlags {
     /// How long a new executor has to subscribe before it is destroyed.
     #[arg(long, default_value = "1mins", value_parser = parse_duration, env = "STRATA_AGENT_EXECUTOR_REGISTRATION_TIMEOUT")]
     pub executor_registration_timeout: Duration,
+}
+
+/// `strata agent`: the daemon (no subcommand) or an operator action on an agent.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentCommand {
+    #[command(subcommand)]
+    pub action: Option<AgentAction>,
+    #[command(flatten)]
+    pub flags: AgentFlags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentAction {
+    /// Kills every task on the agent and stops offering it (DRAIN_AGENT).
+    Drain(DrainFlags),
+    /// Stops offering the agent's resources; its tasks keep running (DEACTIVATE_AGENT).
+    Deactivate(AgentTarget),
+    /// Offers a deactivated or drained agent again (REACTIVATE_AGENT).
+    Reactivate(AgentTarget),
+}
+
+/// Where the master is, for the operator commands.
+#[derive(Debug, Args)]
+pub struct MasterAddr {
+    /// The master to ask (`host:port`).
+    #[arg(long, default_value = "127.0.0.1:5050", env = "STRATA_MASTER")]
+    pub master: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentTarget {
+    /// The agent's ID, as `strata get agents` shows it.
+    pub agent_id: String,
+    #[command(flatten)]
+    pub master: MasterAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainFlags {
+    #[command(flatten)]
+    pub target: AgentTarget,
+    /// The longest a task gets to stop, overriding its kill policy.
+    #[arg(long, value_parser = parse_duration, env = "STRATA_DRAIN_MAX_GRACE_PERIOD")]
+    pub max_grace_period: Option<Duration>,
+    /// Mark the agent gone once drained: it may not come back.
+    #[arg(long, env = "STRATA_DRAIN_MARK_GONE")]
+    pub mark_gone: bool,
+}
+
+/// What `strata get` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GetKind {
+    Agents,
+    Frameworks,
+    Tasks,
+    Offers,
+    Roles,
+}
+
+/// How `strata get` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct GetFlags {
+    /// What to list.
+    #[arg(value_enum)]
+    pub kind: GetKind,
+    /// Output format.
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "table",
+        env = "STRATA_OUTPUT"
+    )]
+    pub output: OutputFormat,
+    /// Print again every two seconds until interrupted.
+    #[arg(short = 'w', long, env = "STRATA_WATCH")]
+    pub watch: bool,
+    #[command(flatten)]
+    pub master: MasterAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsFlags {
+    /// The task's ID.
+    pub task_id: String,
+    /// Keep printing what the task writes until it ends.
+    #[arg(short = 'f', long, env = "STRATA_LOGS_FOLLOW")]
+    pub follow: bool,
+    /// Print stderr instead of stdout.
+    #[arg(long, env = "STRATA_LOGS_STDERR")]
+    pub stderr: bool,
+    /// The task's framework, when several frameworks have a task with this ID.
+    #[arg(long, env = "STRATA_LOGS_FRAMEWORK")]
+    pub framework: Option<String>,
+    #[command(flatten)]
+    pub master: MasterAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct FrameworkCommand {
+    #[command(subcommand)]
+    pub action: FrameworkAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FrameworkAction {
+    /// Removes a framework and kills its tasks (TEARDOWN).
+    Teardown(FrameworkTarget),
+}
+
+#[derive(Debug, Args)]
+pub struct FrameworkTarget {
+    /// The framework's ID, as `strata get frameworks` shows it.
+    pub framework_id: String,
+    #[command(flatten)]
+    pub master: MasterAddr,
 }
 
 #[derive(Debug, Args)]

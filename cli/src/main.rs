@@ -4,10 +4,12 @@
 //! `master`, `agent` and `framework-sdk` crates.
 
 mod agent;
+mod dev;
 mod duration;
 mod flags;
 mod logging;
 mod master;
+mod ops;
 
 use clap::Parser;
 
@@ -43,8 +45,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Master(flags) => master::run(flags),
-        Command::Agent(flags) => agent::run(flags),
-        Command::Dev(flags) => not_yet("dev", "#5", &flags),
+        Command::Agent(command) => match command.action {
+            None => agent::run(command.flags),
+            Some(action) => ops::agent(action),
+        },
+        Command::Get(flags) => ops::get(flags),
+        Command::Logs(flags) => ops::logs(flags),
+        Command::Framework(command) => ops::framework(command),
+        Command::Dev(flags) => dev::run(flags),
         Command::Run(flags) => not_yet("run", "#5", &flags),
         Command::Executor => std::process::exit(executor()?),
     }
