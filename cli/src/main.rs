@@ -17,7 +17,13 @@ use crate::flags::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Err(err) = logging::init(cli.log_format, &cli.log_level) {
+    // The command executor's stderr is the task's stderr file in the sandbox: keep it for the
+    // task's own output unless asked otherwise.
+    let log_level = match cli.command {
+        Command::Executor if std::env::var_os("STRATA_LOG_LEVEL").is_none() => "warn",
+        _ => cli.log_level.as_str(),
+    };
+    if let Err(err) = logging::init(cli.log_format, log_level) {
         // Logging is not up, so stderr is the only place left to say why.
         #[allow(clippy::print_stderr)]
         {
@@ -25,8 +31,21 @@ fn main() -> std::process::ExitCode {
         }
         return std::process::ExitCode::from(2);
     }
+    // Daemons report failure in their log stream (which may be JSON for a collector); a command
+    // a person typed answers that person in plain words.
+    let client = matches!(
+        cli.command,
+        Command::Get(_) | Command::Logs(_) | Command::Framework(_) | Command::Run(_)
+    ) || matches!(&cli.command, Command::Agent(agent) if agent.action.is_some());
     match run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if client => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {err:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "strata failed");
             std::process::ExitCode::FAILURE

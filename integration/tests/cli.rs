@@ -1,0 +1,200 @@
+//! The `strata` binary as a user runs it: `strata dev` in its own process, a framework on it,
+//! and the operator verbs (`get`, `logs`, `agent deactivate|reactivate`, `framework teardown`)
+//! against it.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use strata_integration::cluster::{TestScheduler, command_task, strata_binary};
+use strata_protocol::mesos::TaskState;
+use strata_protocol::{Pid, TaskId};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `strata dev` on free ports; stopped with SIGINT (as Ctrl-C) when dropped.
+struct Dev {
+    child: Child,
+    master_port: u16,
+}
+
+impl Dev {
+    async fn start(work_dir: &Path) -> Dev {
+        let master_port = free_port();
+        let agent_port = free_port();
+        let child = Command::new(strata_binary())
+            .args(["--log-level", "warn", "dev"])
+            .args(["--master-port", &master_port.to_string()])
+            .args(["--agent-port", &agent_port.to_string()])
+            .arg("--work-dir")
+            .arg(work_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let dev = Dev { child, master_port };
+        // Ready when the agent has registered: GET_AGENTS lists it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let output = dev.strata(&["get", "agents", "-o", "json"]);
+            if output.status.success()
+                && serde_json::from_slice::<Value>(&output.stdout)
+                    .is_ok_and(|agents| agents.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                return dev;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "strata dev never came up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn master(&self) -> String {
+        format!("127.0.0.1:{}", self.master_port)
+    }
+
+    /// Runs `strata <args> --master <this dev's master>`.
+    fn strata(&self, args: &[&str]) -> Output {
+        Command::new(strata_binary())
+            .args(["--log-level", "error"])
+            .args(args)
+            .args(["--master", &self.master()])
+            .output()
+            .unwrap()
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "strata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[actix_rt::test]
+async fn operator_verbs_work_against_strata_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let master = Pid::new("master", "127.0.0.1", dev.master_port).unwrap();
+    let mut scheduler = TestScheduler::start_for(master);
+    let framework_id = scheduler
+        .subscribe(serde_json::json!({"user": "root", "name": "cli-test"}))
+        .await;
+    let offer = scheduler.next_offer().await;
+    let task = command_task(
+        "talker",
+        &offer.agent_id,
+        "cpus:0.1;mem:32",
+        "echo out-line; echo err-line >&2; sleep 1000",
+    );
+    scheduler.launch(&offer, vec![task]);
+    let task_id = TaskId::new("talker").unwrap();
+    scheduler.wait_for_state(&task_id, TaskState::Running).await;
+
+    // get: a table, JSON and YAML.
+    let table = stdout(&dev.strata(&["get", "tasks"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID"), "{table}");
+    assert!(
+        lines[1].starts_with("talker") && lines[1].contains("RUNNING"),
+        "{table}"
+    );
+    let tasks: Value =
+        serde_json::from_str(&stdout(&dev.strata(&["get", "tasks", "-o", "json"]))).unwrap();
+    assert_eq!(tasks[0]["task_id"]["value"], "talker");
+    let yaml = stdout(&dev.strata(&["get", "frameworks", "-o", "yaml"]));
+    assert!(yaml.contains("name: cli-test"), "{yaml}");
+    let agents = stdout(&dev.strata(&["get", "agents"]));
+    assert!(agents.contains(offer.agent_id.as_str()), "{agents}");
+
+    // logs: resolved through the master to the agent's sandbox.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = stdout(&dev.strata(&["logs", "talker"]));
+        if out == "out-line\n" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "stdout was {out:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stdout(&dev.strata(&["logs", "--stderr", "talker"])),
+        "err-line\n"
+    );
+    let missing = dev.strata(&["logs", "nope"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no task \"nope\""),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // agent deactivate / reactivate.
+    let agent_id = offer.agent_id.as_str();
+    stdout(&dev.strata(&["agent", "deactivate", agent_id]));
+    let agents: Value =
+        serde_json::from_str(&stdout(&dev.strata(&["get", "agents", "-o", "json"]))).unwrap();
+    assert_eq!(agents[0]["active"], false, "{agents}");
+    stdout(&dev.strata(&["agent", "reactivate", agent_id]));
+    let agents: Value =
+        serde_json::from_str(&stdout(&dev.strata(&["get", "agents", "-o", "json"]))).unwrap();
+    assert_eq!(agents[0]["active"], true, "{agents}");
+
+    // framework teardown kills its task.
+    stdout(&dev.strata(&["framework", "teardown", framework_id.as_str()]));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = stdout(&dev.strata(&["get", "tasks", "-o", "json"]));
+        if tasks.trim() == "[]" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "tasks: {tasks}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Ctrl-C stops strata dev cleanly.
+    assert!(dev.stop().success());
+}
+
+#[actix_rt::test]
+async fn operator_verbs_say_what_to_do_when_no_master_answers() {
+    let output = Command::new(strata_binary())
+        .args(["--log-level", "error", "get", "tasks", "--master"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is `strata master`"), "{stderr}");
+}
