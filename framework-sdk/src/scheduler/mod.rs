@@ -132,6 +132,41 @@ pub trait Scheduler {
     }
 }
 
+/// Lets `run(&mut scheduler)` drive a scheduler the program looks at afterwards.
+impl<S: Scheduler> Scheduler for &mut S {
+    async fn registered(&mut self, client: &Client, subscribed: &Subscribed) {
+        (**self).registered(client, subscribed).await;
+    }
+
+    async fn offers(&mut self, client: &Client, offers: Offers) {
+        (**self).offers(client, offers).await;
+    }
+
+    async fn rescinded(&mut self, client: &Client, offer_id: OfferId) {
+        (**self).rescinded(client, offer_id).await;
+    }
+
+    async fn update(&mut self, client: &Client, status: TaskStatus) {
+        (**self).update(client, status).await;
+    }
+
+    async fn message(&mut self, client: &Client, message: Message) {
+        (**self).message(client, message).await;
+    }
+
+    async fn failure(&mut self, client: &Client, failure: Failure) {
+        (**self).failure(client, failure).await;
+    }
+
+    async fn error(&mut self, client: &Client, message: String) {
+        (**self).error(client, message).await;
+    }
+
+    async fn disconnected(&mut self, client: &Client) {
+        (**self).disconnected(client).await;
+    }
+}
+
 async fn run_scheduler(
     client: Client,
     mut events: Events,
