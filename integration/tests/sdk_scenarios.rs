@@ -10,7 +10,11 @@ use strata_framework_sdk::scheduler::{
 };
 use strata_integration::cluster::{DEADLINE, agent_options, start_agent, start_master};
 use strata_master::server::{MasterHandle, MasterOptions};
-use strata_protocol::mesos::{TaskState, TaskStatus, TaskStatusReason, TaskStatusSource};
+use strata_protocol::mesos::{
+    FrameworkCapabilityType, Launch, Operation, OperationBody, TaskState, TaskStatus,
+    TaskStatusReason, TaskStatusSource,
+};
+use strata_protocol::scheduler::{Accept, CallBody};
 use strata_protocol::{AgentId, FrameworkId, Resources, TaskId};
 
 /// How long a test watches for something that must not happen (an offer while suppressed):
@@ -158,11 +162,7 @@ async fn assert_no_offers(events: &mut Events) {
 /// Launches one `sleep` task through packing and waits until it runs; returns its agent.
 async fn launch_sleeper(client: &Client, events: &mut Events, task_id: &str) -> AgentId {
     let offers = next_offers(events).await;
-    let mut pending = vec![
-        TaskSpec::command(task_id, "sleep 600")
-            .cpus(0.5)
-            .mem_mb(32.0),
-    ];
+    let mut pending = vec![TaskSpec::command(task_id, "sleep 600").cpus(0.5).mem_mb(32)];
     let plan = offers.pack(&mut pending);
     assert!(pending.is_empty(), "the task fits the offer");
     let agent_id = plan.launches()[0].agent_id.clone();
@@ -261,7 +261,7 @@ async fn packed_command_task_finishes_and_its_updates_are_acknowledged() {
     let cluster = Cluster::start().await;
     let (client, mut events) = cluster.framework("row6").subscribe().await.unwrap();
     let offers = next_offers(&mut events).await;
-    let mut pending = vec![TaskSpec::command("hello", "echo hi").cpus(0.1).mem_mb(32.0)];
+    let mut pending = vec![TaskSpec::command("hello", "echo hi").cpus(0.1).mem_mb(32)];
     let plan = offers.pack(&mut pending);
     assert!(pending.is_empty());
     client.accept(plan).await.unwrap();
@@ -308,6 +308,44 @@ async fn task_larger_than_its_offer_fails_with_task_error_and_resources_return()
     assert_eq!(offered.cpus(), Some(2.0));
     drop(offers);
     cluster.stop().await;
+}
+
+// Row 8: an ACCEPT naming the same offer twice is refused: its tasks are TASK_LOST with
+// REASON_INVALID_OFFERS (TASK_DROPPED for a partition-aware framework), sent by the master.
+#[actix_rt::test]
+async fn accept_with_a_duplicate_offer_id_drops_its_tasks() {
+    for (capability, expected) in [
+        (None, TaskState::Lost),
+        (
+            Some(FrameworkCapabilityType::PartitionAware),
+            TaskState::Dropped,
+        ),
+    ] {
+        let cluster = Cluster::start().await;
+        let mut builder = cluster.framework("row8");
+        if let Some(capability) = capability {
+            builder = builder.capability(capability);
+        }
+        let (client, mut events) = builder.subscribe().await.unwrap();
+        let offers = next_offers(&mut events).await;
+        let mut pending = vec![TaskSpec::command("twice", "true").cpus(0.1).mem_mb(16)];
+        let plan = offers.pack(&mut pending);
+        let launch = plan.launches()[0].clone();
+        let accept = Accept {
+            offer_ids: vec![launch.offer_id.clone(), launch.offer_id],
+            operations: vec![Operation::from(OperationBody::Launch(Launch {
+                task_infos: launch.tasks,
+            }))],
+            filters: None,
+        };
+        client.call(CallBody::Accept(accept)).await.unwrap();
+        let seen = wait_for_state(&mut events, "twice", expected).await;
+        let status = seen.last().unwrap();
+        assert_eq!(status.reason, Some(TaskStatusReason::ReasonInvalidOffers));
+        assert_eq!(status.source, Some(TaskStatusSource::Master));
+        drop(offers);
+        cluster.stop().await;
+    }
 }
 
 // Row 10: DECLINE with refuse_seconds 0 → the same resources in a later allocation.
@@ -480,7 +518,7 @@ async fn failover_moves_the_framework_and_its_unacknowledged_updates_to_the_new_
     let mut pending = vec![
         TaskSpec::command("survivor", "sleep 600")
             .cpus(0.5)
-            .mem_mb(32.0),
+            .mem_mb(32),
     ];
     old_client.accept(offers.pack(&mut pending)).await.unwrap();
     drop(offers);
@@ -724,7 +762,7 @@ impl Scheduler for Hello {
 async fn scheduler_trait_runs_a_task_to_completion() {
     let cluster = Cluster::start().await;
     let mut hello = Hello {
-        pending: vec![TaskSpec::command("hi", "echo hi").cpus(0.1).mem_mb(16.0)],
+        pending: vec![TaskSpec::command("hi", "echo hi").cpus(0.1).mem_mb(16)],
         ..Hello::default()
     };
     let run = cluster.framework("trait").run(&mut hello);

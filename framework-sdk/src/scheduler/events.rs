@@ -36,6 +36,7 @@ pub(crate) enum Raw {
 /// A subscription the master confirmed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscribed {
+    /// The framework's ID: assigned by the master at the first subscription, kept after.
     pub framework_id: FrameworkId,
     /// The master the framework is subscribed with.
     pub master: Pid,

@@ -17,7 +17,7 @@
 //!     .failover_timeout_secs(600)
 //!     .subscribe()
 //!     .await?;
-//! let mut pending = vec![TaskSpec::command("hello", "echo hi").cpus(0.1).mem_mb(32.0)];
+//! let mut pending = vec![TaskSpec::command("hello", "echo hi").cpus(0.1).mem_mb(32)];
 //! while let Some(event) = events.next().await {
 //!     match event? {
 //!         Event::Offers(offers) => {

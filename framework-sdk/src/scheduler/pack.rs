@@ -17,8 +17,11 @@ const EPSILON: f64 = 0.0005;
 /// Tasks to launch on one offer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OfferLaunch {
+    /// The offer the tasks use.
     pub offer_id: OfferId,
+    /// The offer's agent, where the tasks run.
     pub agent_id: AgentId,
+    /// The tasks, with resources taken from the offer.
     pub tasks: Vec<TaskInfo>,
 }
 

@@ -93,20 +93,20 @@ impl TaskSpec {
     }
 
     /// Sets the CPUs the task needs.
-    pub fn cpus(mut self, cpus: f64) -> TaskSpec {
-        self.cpus = cpus;
+    pub fn cpus(mut self, cpus: impl Into<f64>) -> TaskSpec {
+        self.cpus = cpus.into();
         self
     }
 
     /// Sets the memory the task needs, in MiB.
-    pub fn mem_mb(mut self, mem_mb: f64) -> TaskSpec {
-        self.mem_mb = mem_mb;
+    pub fn mem_mb(mut self, mem_mb: impl Into<f64>) -> TaskSpec {
+        self.mem_mb = mem_mb.into();
         self
     }
 
     /// Sets the disk the task needs, in MiB.
-    pub fn disk_mb(mut self, disk_mb: f64) -> TaskSpec {
-        self.disk_mb = disk_mb;
+    pub fn disk_mb(mut self, disk_mb: impl Into<f64>) -> TaskSpec {
+        self.disk_mb = disk_mb.into();
         self
     }
 
@@ -117,8 +117,8 @@ impl TaskSpec {
     }
 
     /// Asks for `amount` of another scalar resource (`gpus`, a custom one).
-    pub fn scalar(mut self, name: impl Into<String>, amount: f64) -> TaskSpec {
-        self.scalars.push((name.into(), amount));
+    pub fn scalar(mut self, name: impl Into<String>, amount: impl Into<f64>) -> TaskSpec {
+        self.scalars.push((name.into(), amount.into()));
         self
     }
 
@@ -290,7 +290,7 @@ mod tests {
         let spec = TaskSpec::command("web", "echo hi")
             .id("web-1")
             .cpus(0.5)
-            .mem_mb(64.0)
+            .mem_mb(64)
             .env("PORT", "8080")
             .label("tier", "front")
             .kill_grace_period(Duration::from_secs(3));
