@@ -10,6 +10,7 @@ mod flags;
 mod logging;
 mod master;
 mod ops;
+mod run;
 
 use clap::Parser;
 
@@ -72,7 +73,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Logs(flags) => ops::logs(flags),
         Command::Framework(command) => ops::framework(command),
         Command::Dev(flags) => dev::run(flags),
-        Command::Run(flags) => not_yet("run", "#5", &flags),
+        Command::Run(flags) => std::process::exit(run::run(flags)?),
         Command::Executor => std::process::exit(executor()?),
     }
 }
@@ -88,10 +89,4 @@ fn executor() -> anyhow::Result<i32> {
         .build()
         .context("cannot start the executor's runtime")?;
     Ok(runtime.block_on(run_command_executor(config))?)
-}
-
-/// Refuses a subcommand whose daemon or client has not landed yet, saying which issue builds it.
-fn not_yet(name: &str, issue: &str, flags: &impl std::fmt::Debug) -> anyhow::Result<()> {
-    tracing::debug!(?flags, "parsed flags");
-    anyhow::bail!("`strata {name}` is not available in this build yet (issue {issue} delivers it)")
 }

@@ -21,7 +21,7 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One HTTP/1.1 request; returns the status and the body. Enough for the master's and agent's
 /// JSON endpoints, which answer with a length or close the connection.
-fn http(
+pub(crate) fn http(
     addr: &str,
     method: &str,
     path: &str,
@@ -87,7 +87,7 @@ fn dechunk(body: &str) -> String {
 }
 
 /// Makes an operator call and returns its JSON answer (`{}` for calls that answer 202).
-fn operator(master: &str, call: Value) -> anyhow::Result<Value> {
+pub(crate) fn operator(master: &str, call: Value) -> anyhow::Result<Value> {
     let (status, body) = http(master, "POST", "/api/v1", Some(&call))?;
     match status {
         // Calls that change something answer 200 with no body, or 202.
@@ -159,7 +159,7 @@ fn fetch(master: &str, kind: GetKind) -> anyhow::Result<Value> {
 }
 
 /// `{"value": "x"}` or `"x"` as text.
-fn id(value: &Value) -> String {
+pub(crate) fn id(value: &Value) -> String {
     value
         .get("value")
         .unwrap_or(value)
@@ -511,7 +511,7 @@ fn task_ended(master: &str, task_id: &str, framework_id: &str) -> anyhow::Result
 }
 
 /// Encodes a path for a query string.
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {

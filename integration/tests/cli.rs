@@ -198,3 +198,104 @@ async fn operator_verbs_say_what_to_do_when_no_master_answers() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is `strata master`"), "{stderr}");
 }
+
+/// Runs `strata run <args>` against `dev`, returning (exit code, stdout, stderr).
+fn strata_run(dev: &Dev, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(strata_binary())
+        .args(["--log-level", "error", "run", "--master", &dev.master()])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[actix_rt::test]
+async fn strata_run_prints_the_output_and_exits_with_the_tasks_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+
+    let (code, stdout, _) = strata_run(&dev, &["--", "echo", "hello"]);
+    assert_eq!((code, stdout.as_str()), (0, "hello\n"));
+
+    let (code, stdout, stderr) = strata_run(&dev, &["--", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(stdout, "out\n");
+    assert!(stderr.contains("err\n"), "{stderr}");
+    assert!(stderr.contains("exited with status 3"), "{stderr}");
+
+    let (code, stdout, _) = strata_run(
+        &dev,
+        &[
+            "--instances",
+            "2",
+            "--env",
+            "GREETING=hi",
+            "--",
+            "echo $GREETING",
+        ],
+    );
+    assert_eq!(code, 0);
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines.iter().all(|line| line.ends_with("] hi")), "{stdout}");
+
+    // Nothing is left on the cluster: each run tears its framework down.
+    let frameworks = stdout(&dev.strata(&["get", "frameworks", "-o", "json"]));
+    assert_eq!(frameworks.trim(), "[]");
+}
+
+#[actix_rt::test]
+async fn interrupted_strata_run_kills_its_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path()).await;
+    let marker = dir.path().join("started");
+    let mut child = Command::new(strata_binary())
+        .args([
+            "--log-level",
+            "error",
+            "run",
+            "--master",
+            &dev.master(),
+            "--",
+        ])
+        .arg(format!("echo $$ > {}; exec sleep 1000", marker.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let task_pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&marker)
+            && text.ends_with('\n')
+        {
+            break text.trim().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    // The task's process is gone once strata run has exited.
+    let alive = Command::new("kill")
+        .args(["-0", &task_pid])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(!alive, "the task outlived strata run");
+}
