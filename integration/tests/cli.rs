@@ -218,12 +218,12 @@ async fn strata_run_prints_the_output_and_exits_with_the_tasks_code() {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start(dir.path()).await;
 
-    let (code, stdout, _) = strata_run(&dev, &["--", "echo", "hello"]);
-    assert_eq!((code, stdout.as_str()), (0, "hello\n"));
+    let (code, out, _) = strata_run(&dev, &["--", "echo", "hello"]);
+    assert_eq!((code, out.as_str()), (0, "hello\n"));
 
-    let (code, stdout, stderr) = strata_run(&dev, &["--", "echo out; echo err >&2; exit 3"]);
+    let (code, out, stderr) = strata_run(&dev, &["--", "echo out; echo err >&2; exit 3"]);
     assert_eq!(code, 3, "{stderr}");
-    assert_eq!(stdout, "out\n");
+    assert_eq!(out, "out\n");
     assert!(stderr.contains("err\n"), "{stderr}");
     assert!(stderr.contains("exited with status 3"), "{stderr}");
 
