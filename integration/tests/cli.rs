@@ -227,7 +227,7 @@ async fn strata_run_prints_the_output_and_exits_with_the_tasks_code() {
     assert!(stderr.contains("err\n"), "{stderr}");
     assert!(stderr.contains("exited with status 3"), "{stderr}");
 
-    let (code, stdout, _) = strata_run(
+    let (code, out, _) = strata_run(
         &dev,
         &[
             "--instances",
@@ -239,10 +239,9 @@ async fn strata_run_prints_the_output_and_exits_with_the_tasks_code() {
         ],
     );
     assert_eq!(code, 0);
-    let mut lines: Vec<&str> = stdout.lines().collect();
-    lines.sort();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    assert!(lines.iter().all(|line| line.ends_with("] hi")), "{stdout}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines.iter().all(|line| line.ends_with("] hi")), "{out}");
 
     // Nothing is left on the cluster: each run tears its framework down.
     let frameworks = stdout(&dev.strata(&["get", "frameworks", "-o", "json"]));
