@@ -183,6 +183,7 @@ pub fn state(
         "activated_slaves": n_active,
         "deactivated_slaves": state.agents().len() - n_active,
         "unreachable_slaves": unreachable,
+        "recovered_slaves": super::operator::recovered_agents(state),
         "flags": flags.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "slaves": agents,
         "frameworks": frameworks.iter().map(framework_json).collect::<Vec<_>>(),
