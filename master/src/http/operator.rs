@@ -374,8 +374,8 @@ fn get_agents(state: &MasterState) -> Value {
 }
 
 /// The agents known from the registry that have not reregistered since the master started, as
-/// `AgentInfo`s with their IDs (GET_AGENTS `recovered_agents`, `/state` `recovered_slaves`).
-pub(crate) fn recovered_agents(state: &MasterState) -> Vec<strata_protocol::mesos::AgentInfo> {
+/// `AgentInfo`s with their IDs (GET_AGENTS `recovered_agents`).
+fn recovered_agents(state: &MasterState) -> Vec<strata_protocol::mesos::AgentInfo> {
     state
         .recovered_agents()
         .into_iter()
