@@ -167,3 +167,39 @@ async fn pymesos_scheduler_launches_reconciles_and_kills_command_tasks() {
         .expect("agent stops");
     master.stop().await;
 }
+
+#[actix_rt::test]
+async fn pymesos_executor_runs_a_task_and_exchanges_framework_messages() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let work_dir = tempfile::tempdir().expect("temp dir");
+    let master = start_master().await;
+    let agent = start_agent(agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Posix,
+    ))
+    .await;
+
+    let lines = run_scheduler(&python, "executor_messages.py", master.addr).await;
+    let all = lines.join("\n");
+    assert_eq!(
+        updates_of(&lines, "echo"),
+        ["TASK_RUNNING -", "TASK_FINISHED echoed ping"],
+        "{all}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line == "MESSAGE echo-executor echo: ping"),
+        "the executor's answer reaches the scheduler:\n{all}"
+    );
+    assert!(lines.last().is_some_and(|line| line == "STOPPED"), "{all}");
+
+    tokio::time::timeout(Duration::from_secs(10), agent.stop_and_destroy())
+        .await
+        .expect("agent stops");
+    master.stop().await;
+}
