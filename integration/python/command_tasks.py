@@ -10,6 +10,7 @@ acknowledgements).
 Usage: command_tasks.py <master host:port>
 """
 
+import logging
 import os
 import sys
 import threading
@@ -87,6 +88,8 @@ class CommandTasks(Scheduler):
 
 
 def main():
+    # pymesos logs what goes wrong; the test shows stderr when a run fails.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     master = sys.argv[1]
     # A stuck run fails the test rather than hanging it.
     watchdog = threading.Timer(TIMEOUT_SECS, lambda: (say("TIMEOUT"), os._exit(2)))

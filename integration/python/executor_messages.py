@@ -8,6 +8,7 @@ the task. Then the scheduler stops the driver, which tears the framework down.
 Usage: executor_messages.py <master host:port>
 """
 
+import logging
 import os
 import sys
 import threading
@@ -89,6 +90,8 @@ class ExecutorMessages(Scheduler):
 
 
 def main():
+    # pymesos logs what goes wrong; the test shows stderr when a run fails.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     watchdog = threading.Timer(TIMEOUT_SECS, lambda: (say("TIMEOUT"), os._exit(2)))
     watchdog.daemon = True
     watchdog.start()

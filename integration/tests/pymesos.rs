@@ -43,12 +43,18 @@ fn venv_python() -> Option<PathBuf> {
     None
 }
 
-/// Runs `script` with the master's address; returns its stdout lines, failing with its output
-/// if it does not exit successfully in time.
-async fn run_scheduler(python: &Path, script: &str, master: std::net::SocketAddr) -> Vec<String> {
+/// Runs `script` with the master's address and `args`; returns its stdout lines, failing with
+/// its output if it does not exit successfully in time.
+async fn run_scheduler(
+    python: &Path,
+    script: &str,
+    master: std::net::SocketAddr,
+    args: &[&str],
+) -> Vec<String> {
     let mut child = tokio::process::Command::new(python)
         .arg(python_dir().join(script))
         .arg(master.to_string())
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -104,7 +110,7 @@ async fn pymesos_scheduler_launches_reconciles_and_kills_command_tasks() {
     ))
     .await;
 
-    let lines = run_scheduler(&python, "command_tasks.py", master.addr).await;
+    let lines = run_scheduler(&python, "command_tasks.py", master.addr, &[]).await;
     let all = lines.join("\n");
     let registered = lines
         .iter()
@@ -183,7 +189,7 @@ async fn pymesos_executor_runs_a_task_and_exchanges_framework_messages() {
     ))
     .await;
 
-    let lines = run_scheduler(&python, "executor_messages.py", master.addr).await;
+    let lines = run_scheduler(&python, "executor_messages.py", master.addr, &[]).await;
     let all = lines.join("\n");
     assert_eq!(
         updates_of(&lines, "echo"),
@@ -197,6 +203,66 @@ async fn pymesos_executor_runs_a_task_and_exchanges_framework_messages() {
         "the executor's answer reaches the scheduler:\n{all}"
     );
     assert!(lines.last().is_some_and(|line| line == "STOPPED"), "{all}");
+
+    tokio::time::timeout(Duration::from_secs(10), agent.stop_and_destroy())
+        .await
+        .expect("agent stops");
+    master.stop().await;
+}
+
+#[actix_rt::test]
+async fn pymesos_scheduler_restarted_with_its_framework_id_takes_its_task_back() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let work_dir = tempfile::tempdir().expect("temp dir");
+    let master = start_master().await;
+    let agent = start_agent(agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Posix,
+    ))
+    .await;
+
+    // The first scheduler process launches a task and goes away without tearing down.
+    let first = run_scheduler(&python, "failover.py", master.addr, &["first"]).await;
+    let all = first.join("\n");
+    let framework_id = first
+        .iter()
+        .find_map(|line| line.strip_prefix("FRAMEWORK "))
+        .unwrap_or_else(|| panic!("no FRAMEWORK line:\n{all}"))
+        .to_owned();
+    assert_eq!(
+        updates_of(&first, "survivor"),
+        ["TASK_STARTING -", "TASK_RUNNING -"],
+        "{all}"
+    );
+
+    // A new process resubscribes with the ID: same framework, its task reconciled, offers
+    // revived after a filtered decline, and the task killed.
+    let again = run_scheduler(
+        &python,
+        "failover.py",
+        master.addr,
+        &["again", &framework_id],
+    )
+    .await;
+    let all = again.join("\n");
+    assert!(
+        again.contains(&format!("REREGISTERED {framework_id}")),
+        "{all}"
+    );
+    let survivor = updates_of(&again, "survivor");
+    let states: Vec<&str> = survivor
+        .iter()
+        .map(|update| update.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(states, ["TASK_RUNNING", "TASK_KILLED"], "{all}");
+    assert_eq!(survivor[0], "TASK_RUNNING REASON_RECONCILIATION", "{all}");
+    assert!(again.iter().any(|line| line == "DECLINED"), "{all}");
+    assert!(again.iter().any(|line| line == "REOFFERED"), "{all}");
+    assert!(again.last().is_some_and(|line| line == "STOPPED"), "{all}");
 
     tokio::time::timeout(Duration::from_secs(10), agent.stop_and_destroy())
         .await
