@@ -8,15 +8,18 @@ per event, for integration/tests/pymesos.rs to check.
 
   failover.py <master> again <framework id>
       Resubscribes with that ID, reconciles implicitly (the master reports `survivor` running),
-      revives (the first instance's filters go), declines its first offer with a long filter and
-      revives again (the resources come back at once), then kills `survivor` and stops, tearing
-      the framework down.
+      revives (the first instance's filters go), declines its first offer with a long filter,
+      suppresses offers (and prints the suppressed roles the master's `/master/state` shows),
+      revives again (the resources come back at once), then kills `survivor` and stops,
+      tearing the framework down.
 """
 
+import json
 import logging
 import os
 import sys
 import threading
+import urllib.request
 
 from addict import Dict
 from pymesos import MesosSchedulerDriver, Scheduler
@@ -80,10 +83,21 @@ class Again(Scheduler):
                 driver.declineOffer([offer.id], filters=dict(refuse_seconds=3600))
                 if self.offers_seen == 1:
                     say("DECLINED")
+                    driver.suppressOffers()
+                    say("SUPPRESSED", " ".join(self.suppressed_roles(driver)))
                     driver.reviveOffers()
                 elif self.offers_seen == 2:
                     say("REOFFERED")
             self.maybe_kill(driver)
+
+    def suppressed_roles(self, driver):
+        """The roles the master has suppressed for this framework, from its `/master/state`."""
+        with urllib.request.urlopen("http://%s/master/state" % driver.master) as response:
+            state = json.load(response)
+        for framework in state["frameworks"]:
+            if framework["id"] == driver.framework_id:
+                return framework["suppressed_roles"]
+        return []
 
     def statusUpdate(self, driver, update):
         say("UPDATE", update.task_id.value, update.state, update.get("reason") or "-")

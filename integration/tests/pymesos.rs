@@ -240,7 +240,7 @@ async fn pymesos_scheduler_restarted_with_its_framework_id_takes_its_task_back()
     );
 
     // A new process resubscribes with the ID: same framework, its task reconciled, offers
-    // revived after a filtered decline, and the task killed.
+    // suppressed and revived after a filtered decline, and the task killed.
     let again = run_scheduler(
         &python,
         "failover.py",
@@ -261,6 +261,7 @@ async fn pymesos_scheduler_restarted_with_its_framework_id_takes_its_task_back()
     assert_eq!(states, ["TASK_RUNNING", "TASK_KILLED"], "{all}");
     assert_eq!(survivor[0], "TASK_RUNNING REASON_RECONCILIATION", "{all}");
     assert!(again.iter().any(|line| line == "DECLINED"), "{all}");
+    assert!(again.iter().any(|line| line == "SUPPRESSED *"), "{all}");
     assert!(again.iter().any(|line| line == "REOFFERED"), "{all}");
     assert!(again.last().is_some_and(|line| line == "STOPPED"), "{all}");
 
