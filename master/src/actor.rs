@@ -436,6 +436,27 @@ impl Handler<OpenHttpStream> for MasterActor {
     }
 }
 
+/// Forgets the event stream of an HTTP framework whose response ended (the client went away,
+/// or the master closed it) and disconnects the framework if it is still subscribed on it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseHttpStream {
+    pub stream_id: String,
+}
+
+impl Handler<CloseHttpStream> for MasterActor {
+    type Result = ();
+
+    fn handle(&mut self, close: CloseHttpStream, ctx: &mut Context<Self>) {
+        self.http_streams.remove(&close.stream_id);
+        let now = self.clock.now();
+        let conn = FrameworkConn::Http(close.stream_id);
+        self.state
+            .framework_disconnected(now, &conn, &mut self.effects);
+        self.execute(ctx);
+    }
+}
+
 /// Opens an operator event stream: SUBSCRIBED with the whole state first, then events.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -56,6 +56,7 @@ fn population(state: &MasterState, registered: &[AgentSummary]) -> Population {
         ("disconnected", 0),
         ("unreachable", state.unreachable_agents().len()),
         ("gone", state.gone_agents().len()),
+        ("recovered", state.recovered_agents().len()),
     ]);
     for agent in registered {
         let key = if !agent.connected {

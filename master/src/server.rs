@@ -38,6 +38,8 @@ pub struct MasterOptions {
     /// How long agents recovered from the registry have to reregister before they are marked
     /// unreachable.
     pub agent_reregister_timeout: Duration,
+    /// How often subscribed frameworks get a HEARTBEAT event (Mesos: 15 s).
+    pub heartbeat_interval: Duration,
     /// The flags as given, for GET_FLAGS and `/state`.
     pub flags: Vec<(String, String)>,
 }
@@ -69,6 +71,7 @@ impl MasterOptions {
             // registry.
             registry: RegistryBackend::InMemory,
             agent_reregister_timeout: Duration::from_secs(600),
+            heartbeat_interval: Duration::from_secs(15),
             flags: Vec::new(),
         }
     }
@@ -163,6 +166,7 @@ pub async fn start_with_registry(
     master_config.max_completed_frameworks = options.max_completed_frameworks;
     master_config.max_completed_tasks_per_framework = options.max_completed_tasks_per_framework;
     master_config.agent_reregister_timeout = options.agent_reregister_timeout;
+    master_config.heartbeat_interval = options.heartbeat_interval;
     let state = MasterState::recover(master_config, start_now, registry.state());
     context.run(MasterActor::new(
         state,

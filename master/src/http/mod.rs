@@ -5,6 +5,7 @@
 //! clients reach both on one port, as with Mesos.
 
 pub(crate) mod operator;
+pub mod scheduler;
 mod state_json;
 
 use actix::Addr;
@@ -46,6 +47,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics/snapshot", web::get().to(snapshot))
         .route("/api/v1", web::post().to(operator::call))
         .route("/master/api/v1", web::post().to(operator::call))
+        .route("/api/v1/scheduler", web::post().to(scheduler::call))
+        .route("/master/api/v1/scheduler", web::post().to(scheduler::call))
+        .route("/api/v1/scheduler", web::route().to(method_not_allowed))
+        .route(
+            "/master/api/v1/scheduler",
+            web::route().to(method_not_allowed),
+        )
         .route("/api/v1", web::route().to(method_not_allowed))
         .route("/master/api/v1", web::route().to(method_not_allowed));
 }
@@ -55,6 +63,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -72,6 +82,7 @@ impl actix_web::ResponseError for ApiError {
         use actix_web::http::StatusCode;
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -173,6 +184,18 @@ pub fn recordio(record: &serde_json::Value) -> web::Bytes {
 
 /// Checks that a request carries JSON and accepts JSON back, as the v1 APIs require.
 pub fn check_json_request(req: &HttpRequest) -> Result<(), ApiError> {
+    check_json_body(req)?;
+    if !accepts_json(req) {
+        return Err(ApiError::NotAcceptable(
+            "the 'Accept' header allows no type this server produces ('application/json')".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a request says its body is JSON: 400 without a `Content-Type`, 415 for any
+/// other type.
+pub fn check_json_body(req: &HttpRequest) -> Result<(), ApiError> {
     let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
         return Err(ApiError::BadRequest(
             "expecting a 'Content-Type' header".into(),
@@ -192,11 +215,6 @@ pub fn check_json_request(req: &HttpRequest) -> Result<(), ApiError> {
                 "unsupported 'Content-Type' '{other}'; send 'application/json'"
             )));
         }
-    }
-    if !accepts_json(req) {
-        return Err(ApiError::NotAcceptable(
-            "the 'Accept' header allows no type this server produces ('application/json')".into(),
-        ));
     }
     Ok(())
 }

@@ -370,7 +370,20 @@ pub(crate) fn framework_json(framework: &crate::state::FrameworkSummary) -> Valu
 
 fn get_agents(state: &MasterState) -> Value {
     let agents: Vec<Value> = state.agents().iter().map(agent_json).collect();
-    json!({"agents": agents, "recovered_agents": []})
+    json!({"agents": agents, "recovered_agents": recovered_agents(state)})
+}
+
+/// The agents known from the registry that have not reregistered since the master started, as
+/// `AgentInfo`s with their IDs (GET_AGENTS `recovered_agents`).
+fn recovered_agents(state: &MasterState) -> Vec<strata_protocol::mesos::AgentInfo> {
+    state
+        .recovered_agents()
+        .into_iter()
+        .map(|(agent_id, mut info)| {
+            info.id = Some(agent_id);
+            info
+        })
+        .collect()
 }
 
 fn get_frameworks(state: &MasterState) -> Value {

@@ -163,6 +163,15 @@ pub fn state(
         .iter()
         .map(|(id, info, since)| json!({"id": id.as_str(), "hostname": info.hostname, "timestamp": since}))
         .collect();
+    // As Mesos renders a `SlaveInfo` in `/state`: the ID as a plain string.
+    let recovered: Vec<Value> = state
+        .recovered_agents()
+        .iter()
+        .map(|(id, info)| {
+            json!({"id": id.as_str(), "hostname": info.hostname, "port": info.port(),
+                "attributes": info.attributes})
+        })
+        .collect();
     let frameworks = state.frameworks();
     let n_active = state
         .agents()
@@ -183,6 +192,7 @@ pub fn state(
         "activated_slaves": n_active,
         "deactivated_slaves": state.agents().len() - n_active,
         "unreachable_slaves": unreachable,
+        "recovered_slaves": recovered,
         "flags": flags.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "slaves": agents,
         "frameworks": frameworks.iter().map(framework_json).collect::<Vec<_>>(),

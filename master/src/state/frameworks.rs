@@ -527,6 +527,18 @@ impl MasterState {
         }
     }
 
+    /// Returns how `framework_id` is connected: `None` if the master does not know the
+    /// framework (never subscribed, or removed), `Some(None)` while it is disconnected. The
+    /// HTTP door checks a call's `Mesos-Stream-Id` against it.
+    pub fn framework_connection(
+        &self,
+        framework_id: &FrameworkId,
+    ) -> Option<Option<&FrameworkConn>> {
+        self.frameworks
+            .get(framework_id)
+            .map(|framework| framework.conn.as_ref())
+    }
+
     /// Sends `event` to the framework if it is connected; events for a disconnected framework
     /// are dropped, as in Mesos (status updates are retried by the agent).
     pub(super) fn send_to_framework(
