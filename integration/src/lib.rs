@@ -9,8 +9,11 @@
 //!   the `SEED=<n>` that replays it.
 //! - [`cluster`]: a real master and agents in this process over TCP, the real `strata` binary
 //!   as command executor, and a test scheduler, for end-to-end tests.
+//! - [`http_framework`]: a framework on the master's Mesos v1 HTTP scheduler API, as a plain
+//!   HTTP client.
 //! - `src/bin/transport_bench.rs`: two-process throughput and latency of the actor transport.
 //! - `tests/tidy.rs`: the architecture invariants of ARCHITECTURE.md, checked on the sources.
 
 pub mod cluster;
+pub mod http_framework;
 pub mod sim;
