@@ -6,8 +6,8 @@
 //! one connection per call as simple clients do) and for one on the actor protocol:
 //!
 //! 1. status updates per second the master delivers to one subscribed framework: the stand-in
-//!    agent sends `--updates` TASK_RUNNING updates (each with its own uuid) for one task, and
-//!    the clock runs from the first send until the framework has read the last one;
+//!    agent sends `--updates` TASK_RUNNING updates (each with its own uuid) for one task, 512
+//!    in flight, and the clock runs from the first send until the framework has read the last;
 //! 2. offer-to-launch latency: from the framework sending ACCEPT(LAUNCH) for an offer to the
 //!    RunTask arriving at the agent, `--launches` times (the agent then finishes the task, so
 //!    the next offer comes back), median and p99.
@@ -32,6 +32,10 @@ use strata_protocol::{
 };
 use strata_transport::{Delivery, Node, NodeConfig};
 use tokio::sync::mpsc;
+
+/// Updates in flight at once: enough to keep the pipeline full, few enough that no queue on the
+/// way (the transport's are bounded) drops any.
+const WINDOW: u64 = 512;
 
 #[derive(Parser)]
 #[command(about = "Compares the master's HTTP and actor doors for frameworks")]
@@ -237,14 +241,20 @@ async fn http_door(
     anyhow::ensure!(code == 202, "ACCEPT refused: {body}");
     let (framework_id, task_id) = agent.run_task().await?;
     let started = now();
-    for n in 0..args.updates {
-        agent.update(&framework_id, &task_id, TaskState::Running, n)?;
+    let mut sent = 0;
+    while sent < args.updates.min(WINDOW) {
+        agent.update(&framework_id, &task_id, TaskState::Running, sent)?;
+        sent += 1;
     }
     let mut seen = 0;
     while seen < args.updates {
         let record = http.next_record().await;
         if record["type"] == "UPDATE" {
             seen += 1;
+            if sent < args.updates {
+                agent.update(&framework_id, &task_id, TaskState::Running, sent)?;
+                sent += 1;
+            }
         }
     }
     let rate = args.updates as f64 / started.elapsed().as_secs_f64();
@@ -284,11 +294,17 @@ async fn actor_door(
     actor.launch(&offer, vec![task]);
     let (framework_id, task_id) = agent.run_task().await?;
     let started = now();
-    for n in 0..args.updates {
-        agent.update(&framework_id, &task_id, TaskState::Running, n)?;
+    let mut sent = 0;
+    while sent < args.updates.min(WINDOW) {
+        agent.update(&framework_id, &task_id, TaskState::Running, sent)?;
+        sent += 1;
     }
     for _ in 0..args.updates {
         actor.next_update().await;
+        if sent < args.updates {
+            agent.update(&framework_id, &task_id, TaskState::Running, sent)?;
+            sent += 1;
+        }
     }
     let rate = args.updates as f64 / started.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
