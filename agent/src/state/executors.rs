@@ -300,7 +300,16 @@ impl AgentState {
         let framework_id = self.ensure_framework(&framework_info, effects);
         let checkpoint = framework_info.checkpoint.unwrap_or(false);
         // See `Executor::in_agent` for why only frameworks that do not checkpoint get this.
-        let in_agent = command_executor && !checkpoint && tasks.len() == 1;
+        // Tasks that need the command executor's timers (a max completion time) or checks
+        // keep it.
+        let in_agent = command_executor
+            && !checkpoint
+            && tasks.len() == 1
+            && tasks.iter().all(|task| {
+                task.max_completion_time.is_none()
+                    && task.health_check.is_none()
+                    && task.check.is_none()
+            });
         if existing.is_none() {
             let container_id = self.next_container_id();
             let mut resources = Resources::from_resources(executor_info.resources.iter().cloned())
