@@ -20,13 +20,12 @@ use strata_transport::{Delivery, LinkEvent, LinkState, Node};
 use tokio::sync::mpsc;
 
 use crate::checkpoint::CheckpointStore;
+use crate::checkpoint::writer::CheckpointWriter;
 use crate::containerizer::{
     CommandLine, Containerizer, ContainerizerError, LaunchSpec, Limits, Termination,
 };
 use crate::sandbox::SandboxLayout;
-use crate::state::{
-    AgentState, CheckpointOp, ContainerEnd, Effect, ExecutorConn, Input, LaunchContainer, Now,
-};
+use crate::state::{AgentState, ContainerEnd, Effect, ExecutorConn, Input, LaunchContainer, Now};
 
 /// Reads the clock for the state machine: monotonic time since the actor started, and the wall
 /// clock for timestamps.
@@ -68,6 +67,9 @@ pub struct AgentRuntime {
     pub containerizer: Arc<dyn Containerizer>,
     pub sandbox: SandboxLayout,
     pub store: CheckpointStore,
+    /// Writes to `store` in batches (group commit), and makes the sends that must wait for
+    /// them.
+    pub writer: CheckpointWriter,
     /// The program run as the built-in command executor, with `executor` as its argument (the
     /// `strata` binary itself).
     pub launcher: PathBuf,
@@ -165,10 +167,17 @@ impl AgentActor {
                 conn: ExecutorConn::Http(id),
                 event,
             } => {
-                if let Some(stream) = self.http_streams.get(&id)
-                    && stream.send(event).is_err()
-                {
-                    self.http_streams.remove(&id);
+                if let Some(stream) = self.http_streams.get(&id) {
+                    if self.rt.writer.busy() {
+                        // After the checkpoint writes before it (an acknowledgement may only
+                        // reach the executor once the update is durable).
+                        let stream = stream.clone();
+                        self.rt.writer.then(Box::new(move || {
+                            let _ = stream.send(event);
+                        }));
+                    } else if stream.send(event).is_err() {
+                        self.http_streams.remove(&id);
+                    }
                 }
             }
             Effect::CloseExecutor {
@@ -179,7 +188,14 @@ impl AgentActor {
             Effect::CloseExecutor {
                 conn: ExecutorConn::Actor(pid),
             } => self.rt.node.unlink(ctx.address().recipient(), &pid),
-            Effect::Launch(launch) => self.launch(*launch, ctx),
+            Effect::Launch(launch) => {
+                if launch.checkpoint {
+                    // An executor that may outlive this agent starts only once its run is on
+                    // disk, so that a restarted agent knows it.
+                    self.rt.writer.flush();
+                }
+                self.launch(*launch, ctx)
+            }
             Effect::Destroy {
                 container_id,
                 grace_period,
@@ -195,7 +211,7 @@ impl AgentActor {
                     .into_actor(self),
                 );
             }
-            Effect::Checkpoint(op) => self.checkpoint(*op),
+            Effect::Checkpoint(op) => self.rt.writer.write(*op),
             Effect::RunFinished {
                 framework_id,
                 executor_id,
@@ -224,77 +240,13 @@ impl AgentActor {
                         let _ = destroy.await;
                     });
                 }
+                self.rt.writer.flush();
                 if let Err(error) = self.rt.store.wipe_agent() {
                     tracing::error!(%error, "cannot forget the agent's checkpoint");
                 }
                 self.rt.node.shutdown();
                 ctx.stop();
             }
-        }
-    }
-
-    fn checkpoint(&self, op: CheckpointOp) {
-        let store = &self.rt.store;
-        let result = match &op {
-            CheckpointOp::Agent(info) => store.write_agent(info),
-            CheckpointOp::Resources {
-                agent_id,
-                resources,
-            } => store.write_resources(agent_id, resources),
-            CheckpointOp::Framework { agent_id, info } => store.write_framework(agent_id, info),
-            CheckpointOp::Executor {
-                agent_id,
-                framework_id,
-                info,
-            } => store.write_executor(agent_id, framework_id, info),
-            CheckpointOp::Run {
-                agent_id,
-                framework_id,
-                executor_id,
-                container_id,
-                pid,
-                completed,
-            } => store.write_run(
-                agent_id,
-                framework_id,
-                executor_id,
-                container_id,
-                &crate::checkpoint::RunRecord {
-                    pid: *pid,
-                    completed: *completed,
-                },
-            ),
-            CheckpointOp::Task {
-                agent_id,
-                framework_id,
-                executor_id,
-                container_id,
-                task,
-            } => store.write_task(agent_id, framework_id, executor_id, container_id, task),
-            CheckpointOp::Update {
-                agent_id,
-                framework_id,
-                executor_id,
-                container_id,
-                task_id,
-                record,
-            } => store.append_update(
-                agent_id,
-                framework_id,
-                executor_id,
-                container_id,
-                task_id,
-                record,
-            ),
-            CheckpointOp::RemoveFramework {
-                agent_id,
-                framework_id,
-            } => store.remove_framework(agent_id, framework_id),
-        };
-        if let Err(error) = result {
-            // Mesos aborts here; carrying on would forward what could be lost on a crash, so
-            // the update's retry is what the framework will see once the disk recovers.
-            tracing::error!(%error, "checkpoint write failed");
         }
     }
 
@@ -355,7 +307,9 @@ impl AgentActor {
                 tracing::warn!(%error, path = %virtual_path, "cannot attach the sandbox");
             }
         }
-        let command = if launch.command_executor {
+        let command = if let Some(task_command) = &launch.task_command {
+            CommandLine::from_command_info(task_command).map_err(|error| error.to_string())?
+        } else if launch.command_executor {
             CommandLine::Exec {
                 program: self.rt.launcher.display().to_string(),
                 argv: vec![
@@ -372,13 +326,14 @@ impl AgentActor {
             CommandLine::from_command_info(command).map_err(|error| error.to_string())?
         };
         let mut env = self.rt.base_env.clone();
-        if !launch.command_executor
-            && let Some(environment) = launch
-                .executor
-                .command
-                .as_ref()
-                .and_then(|command| command.environment.as_ref())
-        {
+        // A command task the agent runs itself gets its own variables, as the command executor
+        // gives them to the command it starts; an executor gets its executor's.
+        let own_command = match &launch.task_command {
+            Some(task_command) => Some(task_command),
+            None if !launch.command_executor => launch.executor.command.as_ref(),
+            None => None,
+        };
+        if let Some(environment) = own_command.and_then(|command| command.environment.as_ref()) {
             for variable in &environment.variables {
                 if let Some(value) = &variable.value {
                     env.push((variable.name.clone(), value.clone()));
@@ -454,6 +409,8 @@ impl AgentActor {
         }
     }
 
+    /// Sends a message; after the checkpoint writes queued before it are durable, so that
+    /// "checkpoint, then forward" holds and messages keep their order.
     fn send(&self, to: Pid, body: Body) {
         let envelope = Envelope {
             from: self.rt.pid.clone(),
@@ -461,8 +418,16 @@ impl AgentActor {
             epoch: Epoch::NONE,
             body,
         };
-        if let Err(err) = self.rt.node.send(envelope) {
-            tracing::debug!(error = %err, "message not sent");
+        let send = |node: &strata_transport::Node, envelope| {
+            if let Err(err) = node.send(envelope) {
+                tracing::debug!(error = %err, "message not sent");
+            }
+        };
+        if self.rt.writer.busy() {
+            let node = self.rt.node.clone();
+            self.rt.writer.then(Box::new(move || send(&node, envelope)));
+        } else {
+            send(&self.rt.node, envelope);
         }
     }
 
@@ -592,6 +557,7 @@ impl Handler<Stop> for AgentActor {
     type Result = ();
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        self.rt.writer.flush();
         self.rt.node.shutdown();
         ctx.stop();
     }

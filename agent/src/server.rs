@@ -103,6 +103,8 @@ pub enum StartError {
     Transport(#[from] strata_transport::TransportError),
     #[error("cannot open the checkpoint store: {0}")]
     Checkpoint(#[from] CheckpointError),
+    #[error("cannot start the checkpoint writer thread: {0}")]
+    Writer(#[source] std::io::Error),
     #[error("cannot recover the containers of the previous run: {0}")]
     Recovery(#[source] ContainerizerError),
     #[error(
@@ -239,6 +241,8 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
         clock,
         containerizer,
         sandbox: SandboxLayout::new(&options.work_dir),
+        writer: crate::checkpoint::writer::CheckpointWriter::start(store.clone())
+            .map_err(StartError::Writer)?,
         store,
         launcher: options.launcher,
         pids_max: None,

@@ -135,3 +135,105 @@ async fn killed_task_goes_through_killing_to_killed() {
     agent.stop_and_destroy().await;
     master.stop().await;
 }
+
+/// The pids whose working directory is `dir`.
+fn processes_in(dir: &Path) -> Vec<(u32, u32, String)> {
+    let dir = dir.canonicalize().expect("sandbox exists");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("proc") {
+        let entry = entry.expect("entry");
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_link(entry.path().join("cwd")).ok().as_deref() != Some(dir.as_path()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`
+        let Some((comm, rest)) = stat
+            .split_once(" (")
+            .and_then(|(_, rest)| rest.rsplit_once(") "))
+        else {
+            continue;
+        };
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|ppid| ppid.parse().ok())
+            .unwrap_or(0);
+        found.push((pid, ppid, comm.to_owned()));
+    }
+    found
+}
+
+#[actix_rt::test]
+async fn the_agent_runs_the_command_tasks_of_a_framework_without_checkpoint_itself() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let master = start_master().await;
+    let agent = start_agent(agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Posix,
+    ))
+    .await;
+    let mut scheduler = TestScheduler::start(&master);
+    let framework_id = scheduler
+        .subscribe(serde_json::json!({"user": "root", "name": "no-checkpoint"}))
+        .await;
+
+    // A failing command: the exit status is the task's, worded as the command executor does.
+    let offer = scheduler.next_offer().await;
+    let task = command_task("fails", &offer.agent_id, "cpus:0.5;mem:64", "exit 3");
+    scheduler.launch(&offer, vec![task]);
+    let seen = scheduler
+        .wait_for_state(&TaskId::new("fails").unwrap(), TaskState::Failed)
+        .await;
+    let states: Vec<TaskState> = seen.iter().map(|status| status.state).collect();
+    assert_eq!(
+        states,
+        vec![TaskState::Starting, TaskState::Running, TaskState::Failed]
+    );
+    let failed = seen.last().unwrap();
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("Command exited with status 3")
+    );
+
+    // A running command is the container's leader: a child of the agent, with no executor
+    // process in between.
+    let offer = scheduler.next_offer().await;
+    let task = command_task(
+        "sleeper",
+        &offer.agent_id,
+        "cpus:0.5;mem:64",
+        "exec sleep 1000",
+    );
+    scheduler.launch(&offer, vec![task]);
+    let task_id = TaskId::new("sleeper").unwrap();
+    scheduler.wait_for_state(&task_id, TaskState::Running).await;
+    let sandbox = latest_run(work_dir.path(), &framework_id, "sleeper");
+    let processes = processes_in(&sandbox);
+    assert_eq!(processes.len(), 1, "{processes:?}");
+    let (_, ppid, comm) = &processes[0];
+    assert_eq!(comm, "sleep");
+    assert_eq!(
+        *ppid,
+        std::process::id(),
+        "the agent (this process) is its parent"
+    );
+
+    // Without TASK_KILLING_STATE, a kill is straight TASK_KILLED, from SIGTERM.
+    scheduler.kill(&task_id);
+    let seen = scheduler.wait_for_state(&task_id, TaskState::Killed).await;
+    let killed = seen.last().unwrap();
+    assert_eq!(
+        killed.message.as_deref(),
+        Some("Command terminated with signal Terminated")
+    );
+    assert!(processes_in(&sandbox).is_empty());
+    agent.stop_and_destroy().await;
+    master.stop().await;
+}

@@ -2,10 +2,12 @@
 //! partial record behind, directory creation and removal that survive a crash, each optionally
 //! made durable with fsync.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::CheckpointError;
 
@@ -24,21 +26,104 @@ pub(crate) fn io_error(op: &'static str, path: &Path, source: io::Error) -> Chec
     }
 }
 
-/// File operations with or without fsync.
-#[derive(Debug, Clone, Copy)]
+/// File operations with or without fsync, each made durable at once or, in a batch, all at
+/// [`Fs::commit`].
+#[derive(Debug, Clone)]
 pub(crate) struct Fs {
     pub fsync: bool,
+    /// Set in a batch (with fsync only): what was written and is not durable yet.
+    pub batch: Option<Arc<Mutex<Pending>>>,
+}
+
+/// What a batch has written and not yet made durable. A replaced file's new content waits in
+/// its temporary file; it is synced, then renamed over the old one, at the commit, so that a
+/// reader never sees a file whose content is not on disk.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// Temporary files and appended-to logs, synced once each at the commit.
+    files: Vec<(PathBuf, File)>,
+    /// Directories that gained an entry (a new directory or log), synced before the renames.
+    dirs: BTreeSet<PathBuf>,
+    /// Temporary file to its final path, in the order written.
+    renames: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Fs {
-    /// Makes the entries of `dir` (creations, renames, removals) durable.
+    /// File operations that are durable when each returns (with `fsync`).
+    pub fn immediate(fsync: bool) -> Fs {
+        Fs { fsync, batch: None }
+    }
+
+    fn pending(&self) -> Option<std::sync::MutexGuard<'_, Pending>> {
+        self.batch
+            .as_ref()
+            .map(|batch| batch.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Where the current content of `path` is: a batch's temporary file not yet renamed over
+    /// it, or `path` itself.
+    pub fn current(&self, path: &Path) -> PathBuf {
+        if let Some(pending) = self.pending()
+            && let Some((tmp, _)) = pending.renames.iter().rev().find(|(_, to)| to == path)
+        {
+            return tmp.clone();
+        }
+        path.to_path_buf()
+    }
+
+    /// Makes everything the batch wrote durable, in a crash-safe order: the new contents and
+    /// directory entries first, then the renames that publish them, then the directories they
+    /// were renamed in. Outside a batch there is nothing to do.
+    pub fn commit(&self) -> Result<(), CheckpointError> {
+        let Some(mut pending) = self.pending() else {
+            return Ok(());
+        };
+        let Pending {
+            files,
+            dirs,
+            renames,
+        } = std::mem::take(&mut *pending);
+        drop(pending);
+        let result = (|| {
+            for (path, file) in &files {
+                file.sync_data()
+                    .map_err(|err| io_error("sync", path, err))?;
+            }
+            for dir in &dirs {
+                sync_dir_now(dir)?;
+            }
+            let mut renamed_in = BTreeSet::new();
+            for (tmp, path) in &renames {
+                fs::rename(tmp, path).map_err(|err| io_error("rename into place", path, err))?;
+                if let Some(dir) = path.parent() {
+                    renamed_in.insert(dir.to_path_buf());
+                }
+            }
+            for dir in &renamed_in {
+                sync_dir_now(dir)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            // Best effort: temporary files are garbage either way.
+            for (tmp, _) in &renames {
+                let _ = fs::remove_file(tmp);
+            }
+        }
+        result
+    }
+
+    /// Makes the entries of `dir` (creations, renames, removals) durable; in a batch, at the
+    /// commit.
     pub fn sync_dir(&self, dir: &Path) -> Result<(), CheckpointError> {
         if !self.fsync {
             return Ok(());
         }
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|err| io_error("sync directory", dir, err))
+        if let Some(mut pending) = self.pending() {
+            pending.dirs.insert(dir.to_path_buf());
+            return Ok(());
+        }
+        sync_dir_now(dir)
     }
 
     /// Creates `dir` and its missing parents; with fsync, each new directory is made durable in
@@ -71,6 +156,26 @@ impl Fs {
         let name = path.file_name().expect("checkpoint files have names");
         let seq = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!("{TMP_PREFIX}{}-{seq}", name.to_string_lossy()));
+        if let Some(mut pending) = self.pending() {
+            // Synced and renamed into place at the commit.
+            let written = File::create(&tmp)
+                .map_err(|err| io_error("create", &tmp, err))
+                .and_then(|mut file| {
+                    file.write_all(bytes)
+                        .map_err(|err| io_error("write", &tmp, err))?;
+                    Ok(file)
+                });
+            let file = match written {
+                Ok(file) => file,
+                Err(err) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(err);
+                }
+            };
+            pending.files.push((tmp.clone(), file));
+            pending.renames.push((tmp, path.to_path_buf()));
+            return Ok(());
+        }
         let result = self.write_then_rename(&tmp, path, bytes);
         if result.is_err() {
             // Best effort: the temporary file is garbage either way, and the original error is
@@ -122,8 +227,14 @@ impl Fs {
             return Err(io_error("append to", path, err));
         }
         if self.fsync {
-            file.sync_data()
-                .map_err(|err| io_error("sync", path, err))?;
+            if let Some(mut pending) = self.pending() {
+                if !pending.files.iter().any(|(synced, _)| synced == path) {
+                    pending.files.push((path.to_path_buf(), file));
+                }
+            } else {
+                file.sync_data()
+                    .map_err(|err| io_error("sync", path, err))?;
+            }
         }
         if created {
             self.sync_dir(dir)?;
@@ -135,32 +246,43 @@ impl Fs {
     /// file system), which recovery never reads, and only then deleted. A crash in between leaves
     /// garbage in the trash, never half a tree where recovery would find it.
     pub fn remove_tree(&self, dir: &Path, trash: &Path) -> Result<(), CheckpointError> {
+        // What the batch wrote may be inside the tree: it lands first, and the removal is made
+        // durable on its own.
+        self.commit()?;
+        let fs = Fs::immediate(self.fsync);
         if !dir.exists() {
             return Ok(());
         }
-        self.create_dirs(trash)?;
+        fs.create_dirs(trash)?;
         let seq = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = dir.file_name().expect("removed trees have names");
         let target = trash.join(format!("{}-{seq}", name.to_string_lossy()));
         fs::rename(dir, &target).map_err(|err| io_error("move to trash", dir, err))?;
         if let Some(parent) = dir.parent() {
-            self.sync_dir(parent)?;
+            fs.sync_dir(parent)?;
         }
         fs::remove_dir_all(&target).map_err(|err| io_error("remove", &target, err))
     }
 
     /// Removes `path` if it exists, durably.
     pub fn remove_file(&self, path: &Path) -> Result<(), CheckpointError> {
+        self.commit()?;
         match fs::remove_file(path) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(err) => return Err(io_error("remove", path, err)),
         }
         match path.parent() {
-            Some(parent) => self.sync_dir(parent),
-            None => Ok(()),
+            Some(parent) if self.fsync => sync_dir_now(parent),
+            _ => Ok(()),
         }
     }
+}
+
+fn sync_dir_now(dir: &Path) -> Result<(), CheckpointError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|err| io_error("sync directory", dir, err))
 }
 
 /// Reads `path`, or `None` if it does not exist.

@@ -35,6 +35,7 @@
 
 mod fsio;
 mod records;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 
@@ -192,7 +193,7 @@ impl CheckpointStore {
     pub fn open(work_dir: &Path, fsync: bool) -> Result<Self, CheckpointError> {
         let store = Self {
             meta: work_dir.join(META),
-            fs: Fs { fsync },
+            fs: Fs::immediate(fsync),
         };
         store.fs.create_dirs(&store.meta)?;
         // Trees moved to the trash by a run that crashed before deleting them.
@@ -201,6 +202,28 @@ impl CheckpointStore {
             std::fs::remove_dir_all(&trash).map_err(|err| io_error("remove", &trash, err))?;
         }
         Ok(store)
+    }
+
+    /// Returns a handle on the same tree whose writes are made durable together, by
+    /// [`CheckpointStore::commit`] (group commit): each file and directory is synced once per
+    /// batch however often it was written. Until the commit, a replaced file keeps its old
+    /// content for other readers; the batch's own writes read back the new one. Removals
+    /// commit what came before them and are durable when they return. Without fsync, writes
+    /// are made at once and the commit does nothing.
+    pub fn batched(&self) -> CheckpointStore {
+        let batch = self.fs.fsync.then(Default::default);
+        CheckpointStore {
+            meta: self.meta.clone(),
+            fs: Fs {
+                fsync: self.fs.fsync,
+                batch,
+            },
+        }
+    }
+
+    /// Makes every write of this batch durable; see [`CheckpointStore::batched`].
+    pub fn commit(&self) -> Result<(), CheckpointError> {
+        self.fs.commit()
     }
 
     /// Returns the directory the tree lives in, `<work_dir>/meta`.
@@ -335,7 +358,7 @@ impl CheckpointStore {
         run: &RunRecord,
     ) -> Result<(), CheckpointError> {
         let path = self.run_dir(agent, fw, ex, container)?.join(RUN_INFO);
-        let sequence = match read_record::<RunFile>(&path)? {
+        let sequence = match read_record::<RunFile>(&self.fs.current(&path))? {
             Some(existing) => existing.sequence,
             None => self.next_run_sequence(&self.executor_dir(agent, fw, ex)?.join(RUNS))?,
         };
@@ -349,7 +372,7 @@ impl CheckpointStore {
     fn next_run_sequence(&self, runs_dir: &Path) -> Result<u64, CheckpointError> {
         let mut next = 0;
         for (_, dir) in list_dir(runs_dir)? {
-            if let Some(run) = read_record::<RunFile>(&dir.join(RUN_INFO))? {
+            if let Some(run) = read_record::<RunFile>(&self.fs.current(&dir.join(RUN_INFO)))? {
                 next = next.max(run.sequence + 1);
             }
         }

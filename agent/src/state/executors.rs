@@ -8,7 +8,7 @@ use strata_protocol::executor::{self, CallBody, Event};
 use strata_protocol::internal::{self, Message};
 use strata_protocol::mesos::{
     CommandInfo, DrainConfig, ExecutorInfo, ExecutorType, FrameworkCapabilityType, FrameworkInfo,
-    Task, TaskInfo, TaskState, TaskStatusReason,
+    KillPolicy, Task, TaskInfo, TaskState, TaskStatusReason, TaskStatusSource,
 };
 use strata_protocol::{ContainerId, ExecutorId, FrameworkId, Resources, TaskId};
 
@@ -299,6 +299,17 @@ impl AgentState {
         }
         let framework_id = self.ensure_framework(&framework_info, effects);
         let checkpoint = framework_info.checkpoint.unwrap_or(false);
+        // See `Executor::in_agent` for why only frameworks that do not checkpoint get this.
+        // Tasks that need the command executor's timers (a max completion time) or checks
+        // keep it.
+        let in_agent = command_executor
+            && !checkpoint
+            && tasks.len() == 1
+            && tasks.iter().all(|task| {
+                task.max_completion_time.is_none()
+                    && task.health_check.is_none()
+                    && task.check.is_none()
+            });
         if existing.is_none() {
             let container_id = self.next_container_id();
             let mut resources = Resources::from_resources(executor_info.resources.iter().cloned())
@@ -338,6 +349,7 @@ impl AgentState {
                 executor: executor_info.clone(),
                 container_id: container_id.clone(),
                 command_executor,
+                task_command: in_agent.then(|| tasks[0].command.clone().unwrap_or_default()),
                 resources,
                 user,
                 checkpoint,
@@ -351,6 +363,7 @@ impl AgentState {
                 info: executor_info,
                 container_id,
                 command_executor,
+                in_agent,
                 phase: ExecutorPhase::Registering,
                 conn: None,
                 checkpoint,
@@ -359,7 +372,8 @@ impl AgentState {
                 launched: BTreeMap::new(),
                 terminated: BTreeMap::new(),
                 completed: VecDeque::new(),
-                deadline: Some(now.mono + self.config.executor_registration_timeout),
+                // Nothing subscribes for a task the agent runs itself.
+                deadline: (!in_agent).then(|| now.mono + self.config.executor_registration_timeout),
                 shutdown_grace_period,
                 destroying: false,
                 pending_termination: None,
@@ -390,6 +404,7 @@ impl AgentState {
             let container_id = executor.container_id.clone();
             let phase = executor.phase;
             let conn = executor.conn.clone();
+            let in_agent = executor.in_agent;
             if checkpoint {
                 effects.push(Effect::Checkpoint(Box::new(CheckpointOp::Task {
                     agent_id: agent_id.clone(),
@@ -403,6 +418,10 @@ impl AgentState {
                 .executor_mut(&framework_id, &executor_id)
                 .expect("created above");
             match (phase, conn) {
+                // The container's launch starts the task.
+                _ if in_agent => {
+                    executor.launched.insert(task.task_id.clone(), record);
+                }
                 (ExecutorPhase::Running, Some(conn)) => {
                     executor.launched.insert(task.task_id.clone(), record);
                     effects.push(Effect::Executor {
@@ -505,6 +524,17 @@ impl AgentState {
             // Already terminal: nothing to kill.
             return;
         }
+        if executor.in_agent {
+            self.kill_in_agent_task(
+                now,
+                &framework_info,
+                &executor_id,
+                &task_id,
+                kill_policy,
+                effects,
+            );
+            return;
+        }
         match (executor.phase, executor.conn.clone()) {
             (ExecutorPhase::Running, Some(conn)) => effects.push(Effect::Executor {
                 conn,
@@ -546,6 +576,54 @@ impl AgentState {
         self.remove_framework_if_idle(framework_id, effects);
     }
 
+    /// Kills a command task the agent runs itself, as the command executor would: TASK_KILLING
+    /// for frameworks that know it, then SIGTERM and SIGKILL after the kill policy's grace
+    /// period (the kill's over the task's, 3 s by default); the container's exit is TASK_KILLED.
+    fn kill_in_agent_task(
+        &mut self,
+        now: Now,
+        framework_info: &FrameworkInfo,
+        executor_id: &ExecutorId,
+        task_id: &TaskId,
+        kill_policy: Option<KillPolicy>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let framework_id = framework_info
+            .id
+            .clone()
+            .expect("a known framework has an ID");
+        let Some(executor) = self.executor_mut(&framework_id, executor_id) else {
+            return;
+        };
+        if executor.destroying || executor.pending_kills.contains_key(task_id) {
+            // Already being killed; the container's exit ends the task.
+            return;
+        }
+        let task_policy = executor
+            .launched
+            .get(task_id)
+            .and_then(|task| task.kill_policy);
+        let grace = grace_period(kill_policy.as_ref())
+            .or_else(|| grace_period(task_policy.as_ref()))
+            .unwrap_or(COMMAND_KILL_GRACE_PERIOD);
+        executor.pending_kills.insert(task_id.clone(), kill_policy);
+        tracing::info!(%framework_id, %task_id, ?grace, "killing task");
+        if framework_info.has_capability(FrameworkCapabilityType::TaskKillingState) {
+            self.own_update(
+                now,
+                &framework_id,
+                Some(executor_id),
+                task_id,
+                TaskState::Killing,
+                None,
+                "",
+                TaskStatusSource::Executor,
+                effects,
+            );
+        }
+        self.destroy_executor(&framework_id, executor_id, grace, effects);
+    }
+
     pub(super) fn shutdown_executor(
         &mut self,
         now: Now,
@@ -556,6 +634,22 @@ impl AgentState {
         let Some(executor) = self.executor_mut(framework_id, executor_id) else {
             return;
         };
+        if executor.in_agent {
+            // What the command executor does on SHUTDOWN: kill the task within the executor
+            // shutdown grace period and report it killed.
+            if matches!(
+                executor.phase,
+                ExecutorPhase::Registering | ExecutorPhase::Running
+            ) {
+                let live: Vec<TaskId> = executor.launched.keys().cloned().collect();
+                for task_id in live {
+                    executor.pending_kills.entry(task_id).or_insert(None);
+                }
+                let grace = executor.shutdown_grace_period;
+                self.destroy_executor(framework_id, executor_id, grace, effects);
+            }
+            return;
+        }
         match (executor.phase, executor.conn.clone()) {
             (ExecutorPhase::Running, Some(conn)) => {
                 executor.phase = ExecutorPhase::Terminating;
@@ -658,6 +752,29 @@ impl AgentState {
             .executor_mut(&framework_id, &executor_id)
             .ok_or_else(|| InputError::UnknownContainer(container_id.clone()))?;
         executor.pid = Some(pid);
+        if executor.in_agent {
+            // The command runs: what the command executor reports once it has started it.
+            if executor.phase == ExecutorPhase::Registering {
+                executor.phase = ExecutorPhase::Running;
+            }
+            let live: Vec<TaskId> = executor.launched.keys().cloned().collect();
+            for task_id in live {
+                for state in [TaskState::Starting, TaskState::Running] {
+                    self.own_update(
+                        _now,
+                        &framework_id,
+                        Some(&executor_id),
+                        &task_id,
+                        state,
+                        None,
+                        "",
+                        TaskStatusSource::Executor,
+                        effects,
+                    );
+                }
+            }
+            return Ok(());
+        }
         if executor.checkpoint
             && let Some(agent_id) = agent_id
         {
@@ -704,6 +821,7 @@ impl AgentState {
             effects.push(Effect::CloseExecutor { conn });
         }
         let command_executor = executor.command_executor;
+        let in_agent = executor.in_agent;
         let checkpoint = executor.checkpoint;
         let pid = executor.pid;
         let (state, pending_reason, pending_message) = executor
@@ -742,6 +860,28 @@ impl AgentState {
             for (task_id, mut task) in launched {
                 task.state = state;
                 executor.terminated.insert(task_id, task);
+            }
+        } else if in_agent && end.reason != Some(TaskStatusReason::ReasonContainerLaunchFailed) {
+            // The container's leader was the task's command: its exit is the task's.
+            let killed = std::mem::take(
+                &mut self
+                    .executor_mut(&framework_id, &executor_id)
+                    .expect("checked above")
+                    .pending_kills,
+            );
+            for task_id in live {
+                let (state, reason, message) = command_outcome(&end, killed.contains_key(&task_id));
+                self.own_update(
+                    now,
+                    &framework_id,
+                    Some(&executor_id),
+                    &task_id,
+                    state,
+                    reason,
+                    &message,
+                    TaskStatusSource::Executor,
+                    effects,
+                );
             }
         } else {
             let killed = std::mem::take(
@@ -903,6 +1043,16 @@ impl AgentState {
                 executor_id,
             });
         };
+        if executor.in_agent {
+            // The agent runs this task itself; no executor process belongs to it.
+            effects.push(Effect::Executor {
+                conn,
+                event: Event::Shutdown,
+            });
+            return Err(InputError::Refused(format!(
+                "executor {executor_id} of framework {framework_id} is run by the agent itself"
+            )));
+        }
         let phase = executor.phase;
         match body {
             CallBody::Subscribe(subscribe) => self.executor_subscribed(
@@ -1166,6 +1316,76 @@ fn command_summary(command: &CommandInfo) -> String {
     } else {
         format!("[{}]", command.arguments.join(", "))
     }
+}
+
+/// The kill grace period of a command task when neither the kill nor the task sets one, as the
+/// command executor's.
+const COMMAND_KILL_GRACE_PERIOD: Duration = Duration::from_secs(3);
+
+/// Returns the grace period a kill policy sets, if it sets a valid one.
+fn grace_period(policy: Option<&KillPolicy>) -> Option<Duration> {
+    policy?.grace_period?.to_duration()
+}
+
+/// The terminal state, reason and message of a command task the agent ran itself, from its
+/// container's end, worded as the command executor words them.
+fn command_outcome(
+    end: &ContainerEnd,
+    killed: bool,
+) -> (TaskState, Option<TaskStatusReason>, String) {
+    if end.reason == Some(TaskStatusReason::ReasonContainerLimitationMemory) {
+        return (TaskState::Failed, end.reason, end.message.clone());
+    }
+    // `status` is a wait status: the exit code in the second byte, or the signal in the low
+    // seven bits; -1 when unknown.
+    let (success, message) = if end.status < 0 {
+        let message = if end.message.is_empty() {
+            "Command ended; its exit status is unknown".to_owned()
+        } else {
+            end.message.clone()
+        };
+        (false, message)
+    } else if end.status & 0x7f == 0 {
+        let code = (end.status >> 8) & 0xff;
+        (code == 0, format!("Command exited with status {code}"))
+    } else {
+        let signal = end.status & 0x7f;
+        (
+            false,
+            format!("Command terminated with signal {}", signal_name(signal)),
+        )
+    };
+    let state = if killed {
+        TaskState::Killed
+    } else if success {
+        TaskState::Finished
+    } else {
+        TaskState::Failed
+    };
+    (state, end.reason, message)
+}
+
+/// Describes a signal as the C library's `strsignal` does, for the common ones.
+fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        1 => "Hangup",
+        2 => "Interrupt",
+        3 => "Quit",
+        4 => "Illegal instruction",
+        5 => "Trace/breakpoint trap",
+        6 => "Aborted",
+        7 => "Bus error",
+        8 => "Floating point exception",
+        9 => "Killed",
+        10 => "User defined signal 1",
+        11 => "Segmentation fault",
+        12 => "User defined signal 2",
+        13 => "Broken pipe",
+        14 => "Alarm clock",
+        15 => "Terminated",
+        _ => return format!("Unknown signal {signal}"),
+    };
+    name.to_owned()
 }
 
 /// Completed frameworks kept for the state endpoints.

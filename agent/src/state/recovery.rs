@@ -179,6 +179,8 @@ impl AgentState {
             .unwrap_or(self.config.executor_shutdown_grace_period);
         Executor {
             command_executor: is_command_executor(&info),
+            // Only checkpointing frameworks are recovered, and their tasks have executors.
+            in_agent: false,
             info,
             container_id: run.container_id,
             phase: ExecutorPhase::Registering,

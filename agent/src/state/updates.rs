@@ -84,9 +84,37 @@ impl AgentState {
         message: &str,
         effects: &mut Vec<Effect>,
     ) {
+        self.own_update(
+            now,
+            framework_id,
+            executor_id,
+            task_id,
+            state,
+            reason,
+            message,
+            TaskStatusSource::Agent,
+            effects,
+        );
+    }
+
+    /// Sends an update the agent makes, as the agent or, for a command task it runs itself, as
+    /// that task's executor.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn own_update(
+        &mut self,
+        now: Now,
+        framework_id: &FrameworkId,
+        executor_id: Option<&ExecutorId>,
+        task_id: &TaskId,
+        state: TaskState,
+        reason: Option<TaskStatusReason>,
+        message: &str,
+        source: TaskStatusSource,
+        effects: &mut Vec<Effect>,
+    ) {
         let uuid = self.next_uuid();
         let mut status = TaskStatus::new(task_id.clone(), state);
-        status.source = Some(TaskStatusSource::Agent);
+        status.source = Some(source);
         status.reason = reason;
         status.message = (!message.is_empty()).then(|| message.to_owned());
         status.agent_id = self.agent_id.clone();

@@ -6,15 +6,20 @@
 //!
 //! 1. baseline: `--tasks` spawn+exec+wait of `/bin/true`, `--window` at a time, straight from
 //!    tokio (the physical limit of starting processes here);
-//! 2. the agent with posix isolation, then 3. with cgroups: a real agent (the release `strata`
-//!    binary as command executor, checkpointing on, fsync on) registered with a stand-in master,
-//!    a transport node in this process that sends `--tasks` RunTask messages for `/bin/true`,
-//!    keeping `--window` in flight, and acknowledges every update. A task counts when its
-//!    terminal update reaches the stand-in master, which the agent sends only after writing it
-//!    to its checkpoint.
+//! 2. a real agent (fsync on) registered with a stand-in master, a transport node in this
+//!    process that sends `--tasks` RunTask messages for `/bin/true`, keeping `--window` in
+//!    flight, and acknowledges every update; once with posix isolation and once with cgroups,
+//!    each for two frameworks:
+//!    - one that does not checkpoint: the agent runs each command task itself, the task's
+//!      command as its container's leader;
+//!    - one that checkpoints: each task runs under the command executor process (the release
+//!      `strata` binary), and the agent checkpoints the task and its updates; a task counts
+//!      when its terminal update reaches the stand-in master, which the agent sends only once
+//!      the update is durable in its checkpoint.
 //!
 //! The stand-in master keeps the measurement on the agent: no offers, no allocator. Each phase
-//! reports tasks per second and the ratio to the baseline.
+//! reports tasks per second, the ratio to the baseline, and the CPU time the agent's process
+//! (this process, minus its executors and tasks) spent per task.
 
 // The benchmark's product is its report on stdout.
 #![allow(clippy::print_stdout)]
@@ -49,6 +54,10 @@ struct Args {
     /// Checkpoint without fsync, to see what durability costs.
     #[arg(long)]
     no_fsync: bool,
+    /// Runs only the agent phases whose name contains this (`cgroups`, `checkpointing`), to
+    /// profile one.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,19 +77,41 @@ fn main() -> anyhow::Result<()> {
     actix_rt::System::new().block_on(async move {
         let baseline = baseline(args.tasks, args.window).await?;
         println!(
-            "baseline spawn+exec+wait      {:>8.0} tasks/s  ({:.2} s)",
+            "{:<44}  {:>8.0} tasks/s  ({:.2} s)",
+            "baseline spawn+exec+wait",
             rate(args.tasks, baseline),
             baseline.as_secs_f64()
         );
-        let mut phases = vec![("agent, posix isolation", Isolation::Posix)];
+        let mut isolations = vec![("posix", Isolation::Posix)];
         if !args.no_cgroups {
-            phases.push(("agent, cgroups isolation", Isolation::Cgroups));
+            isolations.push(("cgroups", Isolation::Cgroups));
         }
-        for (name, isolation) in phases {
-            let (elapsed, cpu) =
-                agent_phase(args.tasks, args.window, isolation, &launcher, !args.no_fsync).await?;
+        let mut phases = Vec::new();
+        for checkpoint in [false, true] {
+            for (isolation_name, isolation) in &isolations {
+                let framework = if checkpoint {
+                    "checkpointing, executor process"
+                } else {
+                    "no checkpoint, run by the agent"
+                };
+                phases.push((format!("{isolation_name}, {framework}"), *isolation, checkpoint));
+            }
+        }
+        phases.retain(|(name, _, _)| args.only.as_ref().is_none_or(|only| name.contains(only)));
+        let mut work_dirs = Vec::new();
+        for (name, isolation, checkpoint) in phases {
+            let (elapsed, cpu) = agent_phase(
+                args.tasks,
+                args.window,
+                isolation,
+                checkpoint,
+                &launcher,
+                &mut work_dirs,
+                !args.no_fsync,
+            )
+            .await?;
             println!(
-                "{name:<28}  {:>8.0} tasks/s  ({:.2} s, {:.2} of baseline, {:.2} ms agent-process CPU per task)",
+                "{name:<44}  {:>8.0} tasks/s  ({:.2} s, {:.2} of baseline, {:.2} ms agent-process CPU per task)",
                 rate(args.tasks, elapsed),
                 elapsed.as_secs_f64(),
                 baseline.as_secs_f64() / elapsed.as_secs_f64(),
@@ -154,7 +185,9 @@ async fn agent_phase(
     tasks: usize,
     window: usize,
     isolation: Isolation,
+    checkpoint: bool,
     launcher: &std::path::Path,
+    work_dirs: &mut Vec<tempfile::TempDir>,
     fsync: bool,
 ) -> anyhow::Result<(Duration, Duration)> {
     let node = Node::start(NodeConfig::listening(
@@ -163,13 +196,14 @@ async fn agent_phase(
     ))?;
     let (tx, mut inbox) = mpsc::unbounded_channel();
     let master = node.register("master", Forward(tx).start().recipient())?;
+    // Kept until the whole run is over: removing tens of thousands of sandbox files right
+    // before the next phase would make that phase pay for it (ext4 scans past recently freed
+    // inodes when it allocates new ones).
     let work_dir = tempfile::tempdir()?;
+    let work_path = work_dir.path().to_path_buf();
+    work_dirs.push(work_dir);
     let resources = Resources::parse("cpus:100000;mem:100000000", "*")?;
-    let mut options = AgentOptions::new(
-        "127.0.0.1:0".parse()?,
-        work_dir.path().to_path_buf(),
-        resources,
-    );
+    let mut options = AgentOptions::new("127.0.0.1:0".parse()?, work_path, resources);
     options.master = Some(node.local_addr().context("the stand-in master listens")?);
     options.isolation = isolation;
     options.launcher = launcher.to_path_buf();
@@ -211,7 +245,7 @@ async fn agent_phase(
         name: "bench".into(),
         id: Some(framework_id.clone()),
         failover_timeout: None,
-        checkpoint: Some(true),
+        checkpoint: Some(checkpoint),
         role: None,
         roles: Vec::new(),
         hostname: None,
