@@ -250,6 +250,12 @@ async fn run(args: Args) -> Result<bool, String> {
         }
     }
     let _ = client.teardown().await;
+    // The stream ends once the driver has sent the TEARDOWN; exiting earlier could lose it
+    // (and the last acknowledgements) with the process.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while events.next().await.is_some() {}
+    })
+    .await;
     batch.report();
     Ok(batch.n_succeeded() == batch.tasks.len())
 }

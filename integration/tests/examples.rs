@@ -186,7 +186,10 @@ async fn batch_retries_failed_attempts_until_every_task_succeeds() {
     );
     assert_eq!(attempts(dir.path()), vec![0, 0, 1, 2, 2, 3, 4, 4, 5]);
     // The framework tore down: nothing of it is left on the master.
-    assert!(cluster.tasks_of("batch").await.is_empty());
+    wait_until("the batch framework is gone from the master", || async {
+        cluster.tasks_of("batch").await.is_empty()
+    })
+    .await;
 }
 
 #[actix_rt::test]
@@ -347,7 +350,10 @@ async fn service_keeps_its_instances_running_and_stops_on_sigint() {
     let stdout = output.await.unwrap();
     assert!(status.success(), "service exited {status}:\n{stdout}");
     assert!(stdout.contains("tearing down"), "{stdout}");
-    assert!(cluster.tasks_of("service").await.is_empty());
+    wait_until("the master has no task of the service", || async {
+        cluster.tasks_of("service").await.is_empty()
+    })
+    .await;
     wait_until("the instances' processes are gone", || {
         let alive = pids.iter().any(|pid| is_alive(*pid));
         async move { !alive }
