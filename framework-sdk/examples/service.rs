@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use strata_framework_sdk::scheduler::{
-    Client, Framework, Offers, Scheduler, Subscribed, TaskSpec, pack,
+    Client, Framework, Offers, Plan, Scheduler, Subscribed, TaskSpec, pack,
 };
 use strata_protocol::mesos::{FrameworkCapabilityType, TaskState, TaskStatus};
 use strata_protocol::scheduler::Failure;
@@ -228,7 +228,7 @@ impl Scheduler for Service {
                 let spec = self.spec(index, inner.slots[index].generation);
                 by_offer[n].push((index, spec));
             }
-            let mut plan = strata_framework_sdk::scheduler::Plan::new();
+            let mut plan = Plan::new();
             for (offer, wanted) in offers.iter().zip(by_offer) {
                 let (indexes, mut specs): (Vec<usize>, Vec<TaskSpec>) = wanted.into_iter().unzip();
                 let ids: Vec<String> = specs.iter().map(|s| s.id_str().to_owned()).collect();
