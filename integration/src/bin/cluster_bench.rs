@@ -188,8 +188,6 @@ impl Cluster {
     async fn start(args: &Args, isolation: Isolation, launcher: &Path) -> anyhow::Result<Cluster> {
         let mut options = MasterOptions::new("127.0.0.1:0".parse()?);
         options.allocation_interval = Duration::from_millis(args.allocation_interval_ms);
-        // Finished tasks are kept for the state endpoints; the benchmark makes many.
-        options.max_completed_tasks_per_framework = args.tasks.max(1000);
         let master = strata_master::server::start(options).await?;
         let mut agents = Vec::new();
         let mut work_dirs = Vec::new();
