@@ -35,19 +35,37 @@ pub fn strata_binary_release() -> PathBuf {
 }
 
 fn build_strata(release: bool) -> PathBuf {
+    build_target(&["-p", "strata-cli", "--bin", "strata"], "strata", release)
+}
+
+/// Returns the path of the SDK example `name` (`framework-sdk/examples/<name>.rs`), building it
+/// first if needed, so that tests run it as a user would.
+pub fn example_binary(name: &str) -> PathBuf {
+    static BINARIES: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BINARIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, path)) = built.iter().find(|(built, _)| built == name) {
+        return path.clone();
+    }
+    let path = build_target(
+        &["-p", "strata-framework-sdk", "--example", name],
+        name,
+        false,
+    );
+    built.push((name.to_owned(), path.clone()));
+    path
+}
+
+/// Builds one target with cargo and returns the executable's path, as cargo reports it (it
+/// knows the target dir).
+fn build_target(selection: &[&str], target: &str, release: bool) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut command = std::process::Command::new(cargo);
     command
-        .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "-p",
-            "strata-cli",
-            "--bin",
-            "strata",
-        ])
+        .args(["build", "--quiet", "--locked"])
+        .args(selection)
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--message-format=json");
@@ -57,16 +75,15 @@ fn build_strata(release: bool) -> PathBuf {
     let output = command.output().expect("cargo runs");
     assert!(
         output.status.success(),
-        "building the strata binary failed: {}",
+        "building {target} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // The executable's path, as cargo reports it (it knows the target dir).
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["name"] == "strata")
+        .filter(|message| message["target"]["name"] == target)
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reports the strata executable")
+        .unwrap_or_else(|| panic!("cargo reports the {target} executable"))
 }
 
 /// Starts a master on a free loopback port with test-friendly timers.
