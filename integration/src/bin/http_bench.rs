@@ -247,9 +247,13 @@ async fn http_door(
         sent += 1;
     }
     let mut seen = 0;
+    // Offers that arrive meanwhile are kept for the latency phase: their resources are held.
+    let mut early_offers = std::collections::VecDeque::new();
     while seen < args.updates {
         let record = http.next_record().await;
-        if record["type"] == "UPDATE" {
+        if record["type"] == "OFFERS" {
+            early_offers.push_back(record);
+        } else if record["type"] == "UPDATE" {
             seen += 1;
             if sent < args.updates {
                 agent.update(&framework_id, &task_id, TaskState::Running, sent)?;
@@ -260,7 +264,10 @@ async fn http_door(
     let rate = args.updates as f64 / started.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
     for n in 0..args.launches {
-        let offers = http.next("OFFERS").await;
+        let offers = match early_offers.pop_front() {
+            Some(offers) => offers,
+            None => http.next("OFFERS").await,
+        };
         let offer = &offers["offers"]["offers"][0];
         let task = http_task(&format!("launch-http-{n}"), offer);
         let sent = now();
