@@ -9,8 +9,13 @@
 //! - [`sandbox`]: the directory of each executor run under the work dir, and the safe resolution
 //!   of user-given paths inside it for `/files/...`.
 //!
-//! Still to come, per the agent issue: `state` (the pure `AgentState`), `actor` (the actix shell
-//! that drives it and the containerizer) and `http`.
+//! - [`state`]: the pure `AgentState` (registration, executors, tasks, recovery) and
+//!   [`status_updates`]: the pure status update manager.
+//! - [`checkpoint`]: the durable metadata under `<work_dir>/meta/`, written in batches by a
+//!   writer thread before the sends that depend on it.
+//! - [`actor`]: the actix shell that executes the state's effects; [`server`] wires it up.
+//! - [`http`]: `/state`, `/api/v1`, `/api/v1/executor`, `/files`, `/metrics`; [`metrics`].
+//! - [`gc`]: sandbox garbage collection; [`detect`]: the machine's resources and attributes.
 
 pub mod actor;
 pub mod checkpoint;
