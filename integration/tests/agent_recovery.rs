@@ -1,5 +1,5 @@
-//! `kill -9` of a real `strata agent` process and a restart on the same work dir and port:
-//! executors that kept running reconnect, an update made while the agent was down is delivered,
+//! `kill -9` of a real `strata agent` process (tasks in cgroups) and a restart on the same work
+//! dir and port: executors that kept running reconnect, an update made while the agent was down is delivered,
 //! a task whose executor died meanwhile is reported lost, and a later KILL still works
 //! (Mesos's SlaveRecoveryTest scenarios).
 
@@ -51,7 +51,7 @@ impl Daemon {
         Daemon::spawn(&args.map(String::from), port, log)
     }
 
-    /// `strata agent` on `port` with posix isolation, plus `extra` flags.
+    /// `strata agent` on `port` with cgroups isolation, plus `extra` flags.
     fn agent(master_port: u16, port: u16, work_dir: &Path, log: &Path, extra: &[&str]) -> Daemon {
         let mut args: Vec<String> = [
             "agent",
@@ -64,7 +64,7 @@ impl Daemon {
             "--resources",
             "cpus:4;mem:2048;disk:1024;ports:[31000-31100]",
             "--isolation",
-            "posix",
+            "cgroups",
             "--work-dir",
         ]
         .map(String::from)
