@@ -843,3 +843,35 @@ fn an_event_driven_run_offers_only_the_named_agents() {
     assert_eq!(offer.agent_id, agent("a2"));
     assert_eq!(only(allocator.allocate(secs(0))).agent_id, agent("a1"));
 }
+
+#[test]
+fn a_finished_task_frees_used_resources_not_the_frameworks_outstanding_offer() {
+    let mut allocator = new_allocator();
+    add_agent(&mut allocator, "a1", "cpus:4;mem:1024");
+    add_framework(&mut allocator, "f1", &["r1"]);
+    let first = only(allocator.allocate(secs(0)));
+    let task = allocated("cpus:1;mem:256", "r1");
+    allocator
+        .use_offered(&first.framework_id, &first.agent_id, &task)
+        .unwrap();
+    allocator
+        .recover_resources(
+            &first.framework_id,
+            &first.agent_id,
+            &allocated("cpus:3;mem:768", "r1"),
+            None,
+            secs(0),
+        )
+        .unwrap();
+    // The rest comes back as an offer the framework holds while its task runs.
+    let second = only(allocator.allocate(secs(1)));
+    assert_eq!(*second.resources, allocated("cpus:3;mem:768", "r1"));
+    // The task ends: its resources leave what the framework uses, not its offer ...
+    allocator
+        .recover_used(&first.framework_id, &first.agent_id, &task)
+        .unwrap();
+    // ... so the whole outstanding offer can still be accepted.
+    allocator
+        .use_offered(&second.framework_id, &second.agent_id, &second.resources)
+        .unwrap();
+}

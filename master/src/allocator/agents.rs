@@ -307,6 +307,46 @@ impl Allocator {
         Ok(())
     }
 
+    /// Returns the resources of a task or executor that ended to the agent: they leave the
+    /// framework's used resources, never its outstanding offers, which the framework may still
+    /// accept. ([`Allocator::recover_resources`] takes from offers first, as a DECLINE must.)
+    pub fn recover_used(
+        &mut self,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        resources: &Resources,
+    ) -> Result<(), AllocatorError> {
+        let (Some(&agent_idx), Some(key)) = (
+            self.agent_index.get(agent_id),
+            self.framework_key(framework_id),
+        ) else {
+            return Ok(());
+        };
+        if resources.is_empty() {
+            return Ok(());
+        }
+        let role_idx = self.held_role(framework_id, agent_id, resources)?;
+        let holding_key = (key.clone(), role_idx);
+        let held = self
+            .agent(agent_idx)
+            .holdings
+            .get(&holding_key)
+            .is_some_and(|holding| holding.used.contains(resources));
+        if !held {
+            return Err(AllocatorError::NotHeld {
+                framework_id: framework_id.clone(),
+                agent_id: agent_id.clone(),
+                resources: resources.clone(),
+            });
+        }
+        self.change_holding(agent_idx, &key, role_idx, resources, Change::REMOVE_USED);
+        let plain = unallocated(resources);
+        self.agent_mut(agent_idx).available += &plain;
+        self.refresh_offerable(agent_idx);
+        debug_assert!(self.agent(agent_idx).is_consistent());
+        Ok(())
+    }
+
     /// Records that an ACCEPT used `resources` of an outstanding offer: they move from offered
     /// to used and stay allocated until recovered.
     pub fn use_offered(

@@ -100,6 +100,24 @@ impl MasterState {
         self.allocation_pending = true;
     }
 
+    /// Gives the resources of a task or executor that ended back to the allocator (from what the
+    /// framework uses, not from its outstanding offers).
+    pub(super) fn recover_used(
+        &mut self,
+        _now: Now,
+        framework_id: &FrameworkId,
+        agent_id: &AgentId,
+        resources: &Resources,
+    ) {
+        if let Err(err) = self
+            .allocator
+            .recover_used(framework_id, agent_id, resources)
+        {
+            tracing::error!(%framework_id, %agent_id, error = %err, "allocator refused to recover a finished task's resources");
+        }
+        self.allocation_pending = true;
+    }
+
     /// Returns the refusal a `Filters` asks for.
     pub(super) fn refusal(&self, filters: Option<&Filters>) -> Duration {
         self.allocator

@@ -122,7 +122,7 @@ impl MasterState {
             });
         if let Some(resources) = freed {
             self.counters.count_task_state(latest);
-            self.recover_resources(now, &framework_id, &agent_id, &resources, None);
+            self.recover_used(now, &framework_id, &agent_id, &resources);
         }
         self.counters.valid_status_updates += 1;
         if changed {
@@ -451,13 +451,7 @@ impl MasterState {
             executors.remove(&exited.executor_id);
         }
         if let Some(resources) = resources.filter(|r| !r.is_empty()) {
-            self.recover_resources(
-                now,
-                &exited.framework_id,
-                &exited.agent_id,
-                &resources,
-                None,
-            );
+            self.recover_used(now, &exited.framework_id, &exited.agent_id, &resources);
         }
         let event = Event::Failure(Failure {
             agent_id: Some(exited.agent_id),
