@@ -118,14 +118,40 @@ pub fn agent_options(
     options
 }
 
+/// Returns a loopback port that was free a moment ago, for daemons started in other processes.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binds")
+        .local_addr()
+        .expect("has an address")
+        .port()
+}
+
+/// The `latest` run directory of a command task's executor (its executor ID is the task ID),
+/// under the work dir of the one agent that ran there.
+pub fn latest_run(work_dir: &Path, framework_id: &FrameworkId, task_id: &str) -> PathBuf {
+    let agents = std::fs::read_dir(work_dir.join("agents"))
+        .expect("agents dir")
+        .map(|entry| entry.expect("entry").path())
+        .collect::<Vec<_>>();
+    assert_eq!(agents.len(), 1, "one agent ran here");
+    agents[0]
+        .join("frameworks")
+        .join(framework_id.as_str())
+        .join("executors")
+        .join(task_id)
+        .join("runs")
+        .join("latest")
+}
+
 pub async fn start_agent(options: AgentOptions) -> AgentHandle {
     strata_agent::server::start(options)
         .await
         .expect("agent starts")
 }
 
-/// Forwards every envelope to the test.
-struct Forward(mpsc::UnboundedSender<Envelope>);
+/// Forwards every envelope a transport node delivers to a channel the test or benchmark reads.
+pub struct Forward(pub mpsc::UnboundedSender<Envelope>);
 
 impl Actor for Forward {
     type Context = Context<Self>;

@@ -1,30 +1,14 @@
 //! A framework runs command tasks on a real agent: the master over TCP, the agent's actor, the
 //! `strata executor` binary in a container, status updates back to the framework.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use strata_agent::server::Isolation;
 use strata_integration::cluster::{
-    TestScheduler, agent_options, command_task, start_agent, start_master,
+    TestScheduler, agent_options, command_task, latest_run, start_agent, start_master,
 };
+use strata_protocol::TaskId;
 use strata_protocol::mesos::{TaskState, TaskStatusReason};
-use strata_protocol::{FrameworkId, TaskId};
-
-/// The `latest` run directory of a command task's executor (its executor ID is the task ID).
-fn latest_run(work_dir: &Path, framework_id: &FrameworkId, task_id: &str) -> PathBuf {
-    let agents = std::fs::read_dir(work_dir.join("agents"))
-        .expect("agents dir")
-        .map(|entry| entry.expect("entry").path())
-        .collect::<Vec<_>>();
-    assert_eq!(agents.len(), 1, "one agent ran here");
-    agents[0]
-        .join("frameworks")
-        .join(framework_id.as_str())
-        .join("executors")
-        .join(task_id)
-        .join("runs")
-        .join("latest")
-}
 
 #[actix_rt::test]
 async fn command_task_runs_to_finished_and_its_output_is_in_the_sandbox() {

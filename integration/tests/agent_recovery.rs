@@ -3,12 +3,13 @@
 //! a task whose executor died meanwhile is reported lost, and a later KILL still works
 //! (Mesos's SlaveRecoveryTest scenarios).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use strata_integration::cluster::{TestScheduler, command_task, strata_binary};
+use strata_integration::cluster::{
+    TestScheduler, command_task, free_port, latest_run, strata_binary,
+};
 use strata_protocol::mesos::{TaskState, TaskStatusReason};
 use strata_protocol::{AgentId, FrameworkId, Pid, TaskId};
 
@@ -184,7 +185,7 @@ impl Cluster {
     }
 
     fn sandbox(&self, task: &str) -> PathBuf {
-        sandbox(&self.work_dir(), &self.framework_id, task)
+        latest_run(&self.work_dir(), &self.framework_id, task)
     }
 }
 
@@ -200,28 +201,6 @@ impl Drop for Cluster {
             }
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sandbox(work_dir: &Path, framework_id: &FrameworkId, task: &str) -> PathBuf {
-    let agents: Vec<PathBuf> = std::fs::read_dir(work_dir.join("agents"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    agents[0]
-        .join("frameworks")
-        .join(framework_id.as_str())
-        .join("executors")
-        .join(task)
-        .join("runs")
-        .join("latest")
 }
 
 /// Waits until `path` exists (a task wrote it).

@@ -2,23 +2,14 @@
 //! and the operator verbs (`get`, `logs`, `agent deactivate|reactivate`, `framework teardown`)
 //! against it.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use strata_integration::cluster::{TestScheduler, command_task, strata_binary};
+use strata_integration::cluster::{TestScheduler, command_task, free_port, strata_binary};
 use strata_protocol::mesos::TaskState;
 use strata_protocol::{Pid, TaskId};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `strata dev` on free ports; stopped with SIGINT (as Ctrl-C) when dropped.
 struct Dev {

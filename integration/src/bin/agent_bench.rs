@@ -28,15 +28,15 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler};
+use actix::Actor;
 use anyhow::Context as _;
 use clap::Parser;
 use strata_agent::server::{AgentOptions, Isolation};
-use strata_integration::cluster::strata_binary_release;
+use strata_integration::cluster::{Forward, strata_binary_release};
 use strata_protocol::internal::{self, Message};
 use strata_protocol::mesos::{CommandInfo, FrameworkInfo, TaskInfo};
 use strata_protocol::{AgentId, Body, Envelope, Epoch, FrameworkId, PeerRole, Resources, TaskId};
-use strata_transport::{Delivery, Node, NodeConfig};
+use strata_transport::{Node, NodeConfig};
 use tokio::sync::mpsc;
 
 #[derive(Parser)]
@@ -164,20 +164,6 @@ fn process_cpu() -> Duration {
         |index: usize| -> u64 { fields.get(index).and_then(|f| f.parse().ok()).unwrap_or(0) };
     let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
     Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / ticks_per_second)
-}
-
-/// Forwards every envelope to the benchmark.
-struct Forward(mpsc::UnboundedSender<Envelope>);
-
-impl Actor for Forward {
-    type Context = Context<Self>;
-}
-
-impl Handler<Delivery> for Forward {
-    type Result = ();
-    fn handle(&mut self, Delivery(envelope): Delivery, _: &mut Context<Self>) {
-        let _ = self.0.send(envelope);
-    }
 }
 
 /// Starts an agent registered with a stand-in master and pushes `tasks` through it.

@@ -18,11 +18,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler};
+use actix::Actor;
 use anyhow::Context as _;
 use clap::Parser;
 use serde_json::{Value, json};
-use strata_integration::cluster::{TestScheduler, command_task};
+use strata_integration::cluster::{Forward, TestScheduler, command_task};
 use strata_integration::http_framework::HttpFramework;
 use strata_master::server::MasterOptions;
 use strata_protocol::internal::{self, Message};
@@ -30,7 +30,7 @@ use strata_protocol::mesos::{AgentInfo, TaskState, TaskStatus};
 use strata_protocol::{
     AgentId, Body, Bytes, Envelope, Epoch, FrameworkId, PeerRole, Pid, Resources, TaskId,
 };
-use strata_transport::{Delivery, Node, NodeConfig};
+use strata_transport::{Node, NodeConfig};
 use tokio::sync::mpsc;
 
 /// Updates in flight at once: enough to keep the pipeline full, few enough that no queue on the
@@ -63,20 +63,6 @@ fn main() -> anyhow::Result<()> {
 #[allow(clippy::disallowed_methods)] // A benchmark measures wall time.
 fn now() -> Instant {
     Instant::now()
-}
-
-/// Forwards every envelope to the benchmark.
-struct Forward(mpsc::UnboundedSender<Envelope>);
-
-impl Actor for Forward {
-    type Context = Context<Self>;
-}
-
-impl Handler<Delivery> for Forward {
-    type Result = ();
-    fn handle(&mut self, Delivery(envelope): Delivery, _: &mut Context<Self>) {
-        let _ = self.0.send(envelope);
-    }
 }
 
 /// An agent as the master sees one, driven by the benchmark.
