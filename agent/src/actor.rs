@@ -95,7 +95,17 @@ pub struct AgentActor {
     master: Option<Pid>,
     /// Containers recovered from the previous run, to watch from the start.
     recovered: Vec<ContainerId>,
+    /// Containers being launched off the actor's thread; see [`AgentActor::launch`].
+    launching: BTreeMap<ContainerId, Launching>,
     effects: Vec<Effect>,
+}
+
+/// A launch in progress, and what was asked of its container meanwhile.
+struct Launching {
+    /// A destroy that came before the launch finished, with the shortest grace period asked.
+    destroy: Option<Duration>,
+    /// Set when the agent shuts down: a launch that has not started yet does not start.
+    cancelled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AgentActor {
@@ -115,6 +125,7 @@ impl AgentActor {
             http_streams: BTreeMap::new(),
             master,
             recovered,
+            launching: BTreeMap::new(),
             effects,
         }
     }
@@ -188,18 +199,20 @@ impl AgentActor {
             Effect::CloseExecutor {
                 conn: ExecutorConn::Actor(pid),
             } => self.rt.node.unlink(ctx.address().recipient(), &pid),
-            Effect::Launch(launch) => {
-                if launch.checkpoint {
-                    // An executor that may outlive this agent starts only once its run is on
-                    // disk, so that a restarted agent knows it.
-                    self.rt.writer.flush();
-                }
-                self.launch(*launch, ctx)
-            }
+            Effect::Launch(launch) => self.launch(*launch, ctx),
             Effect::Destroy {
                 container_id,
                 grace_period,
             } => {
+                if let Some(launching) = self.launching.get_mut(&container_id) {
+                    // Destroyed as soon as it is launched; the containerizer does not know it
+                    // yet.
+                    let grace = launching
+                        .destroy
+                        .map_or(grace_period, |g| g.min(grace_period));
+                    launching.destroy = Some(grace);
+                    return;
+                }
                 // The exit is reported by the wait started at launch.
                 let destroy = self.rt.containerizer.destroy(&container_id, grace_period);
                 ctx.spawn(
@@ -234,6 +247,11 @@ impl AgentActor {
             }
             Effect::Shutdown { message } => {
                 tracing::warn!(%message, "shutting down");
+                for launching in self.launching.values() {
+                    launching
+                        .cancelled
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 for container_id in self.rt.containerizer.containers() {
                     let destroy = self.rt.containerizer.destroy(&container_id, Duration::ZERO);
                     actix::spawn(async move {
@@ -250,24 +268,95 @@ impl AgentActor {
         }
     }
 
-    /// Creates the sandbox and starts the container; reports the result as an input.
+    /// Creates the sandbox and starts the container off the actor's thread, and reports the
+    /// result as an input when it is done.
+    ///
+    /// Making a sandbox, a container's cgroups and its leader process is mostly waiting on the
+    /// kernel (directory inodes, cgroup locks, the vfork of the leader), so launches run on
+    /// tokio's blocking threads while the actor goes on with messages and other launches. A
+    /// destroy that comes meanwhile waits in [`Launching`] until the launch is done. An
+    /// executor that may outlive this agent (its framework checkpoints) starts only once what
+    /// was checkpointed before its launch is durable, so that a restarted agent knows its run.
     fn launch(&mut self, launch: LaunchContainer, ctx: &mut Context<Self>) {
         let container_id = launch.container_id.clone();
-        let result = self.start_container(&launch);
-        match result {
-            Ok(pid) => {
-                self.effects_input(Input::ContainerLaunched {
-                    container_id: container_id.clone(),
-                    pid,
-                });
-                self.watch(container_id, ctx);
-            }
+        let job = match self.launch_job(&launch) {
+            Ok(job) => job,
             Err(message) => {
                 tracing::warn!(%container_id, %message, "container launch failed");
                 self.effects_input(Input::ContainerLaunchFailed {
                     container_id,
                     message,
                 });
+                return;
+            }
+        };
+        let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.launching.insert(
+            container_id.clone(),
+            Launching {
+                destroy: None,
+                cancelled: Arc::clone(&cancelled),
+            },
+        );
+        let durable = (launch.checkpoint && self.rt.writer.busy()).then(|| {
+            let (done, durable) = tokio::sync::oneshot::channel();
+            self.rt.writer.then(Box::new(move || {
+                let _ = done.send(());
+            }));
+            durable
+        });
+        let sandbox = self.rt.sandbox.clone();
+        let containerizer = Arc::clone(&self.rt.containerizer);
+        let launched = async move {
+            if let Some(durable) = durable {
+                // An error means the writer thread is gone; launching is all that is left.
+                let _ = durable.await;
+            }
+            tokio::task::spawn_blocking(move || {
+                if cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err("the agent is shutting down".to_owned());
+                }
+                job.run(&sandbox, containerizer.as_ref())
+            })
+            .await
+            .unwrap_or_else(|error| Err(format!("the launch did not complete: {error}")))
+        };
+        ctx.spawn(launched.into_actor(self).map(move |result, actor, ctx| {
+            actor.launched(container_id, result, ctx);
+        }));
+    }
+
+    /// Takes the result of a launch started by [`Self::launch`].
+    fn launched(
+        &mut self,
+        container_id: ContainerId,
+        result: Result<u32, String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let destroy = self
+            .launching
+            .remove(&container_id)
+            .and_then(|launching| launching.destroy);
+        match result {
+            Ok(pid) => {
+                self.watch(container_id.clone(), ctx);
+                if let Some(grace_period) = destroy {
+                    self.effects.push(Effect::Destroy {
+                        container_id: container_id.clone(),
+                        grace_period,
+                    });
+                }
+                self.step(Input::ContainerLaunched { container_id, pid }, ctx);
+            }
+            Err(message) => {
+                tracing::warn!(%container_id, %message, "container launch failed");
+                self.step(
+                    Input::ContainerLaunchFailed {
+                        container_id,
+                        message,
+                    },
+                    ctx,
+                );
             }
         }
     }
@@ -282,28 +371,25 @@ impl AgentActor {
         self.effects.extend(effects);
     }
 
-    fn start_container(&self, launch: &LaunchContainer) -> Result<u32, String> {
+    /// Builds what a launch needs on the actor's thread (everything that reads the actor), and
+    /// serves the run's sandbox.
+    fn launch_job(&self, launch: &LaunchContainer) -> Result<LaunchJob, String> {
         let framework_id = launch
             .framework
             .id
             .clone()
             .ok_or("framework without an ID")?;
         let executor_id = &launch.executor.executor_id;
-        let dir = self
-            .rt
-            .sandbox
-            .create_run(
-                &launch.agent_id,
-                &framework_id,
-                executor_id,
-                &launch.container_id,
-            )
-            .map_err(|error| format!("cannot create the sandbox: {error}"))?
-            .dir;
+        let dir = self.rt.sandbox.run_dir(
+            &launch.agent_id,
+            &framework_id,
+            executor_id,
+            &launch.container_id,
+        );
         // Served under its real path and under the executor's `latest` run, as Mesos does.
         let latest = format!("/frameworks/{framework_id}/executors/{executor_id}/runs/latest");
         for virtual_path in [dir.display().to_string(), latest] {
-            if let Err(error) = self.rt.files.attach(&virtual_path, dir.clone()) {
+            if let Err(error) = self.rt.files.attach_canonical(&virtual_path, dir.clone()) {
                 tracing::warn!(%error, path = %virtual_path, "cannot attach the sandbox");
             }
         }
@@ -377,11 +463,13 @@ impl AgentActor {
             stderr_path: dir.join("stderr"),
             limits: Limits::from_resources(&launch.resources, self.rt.pids_max),
         };
-        self.rt
-            .containerizer
-            .launch(launch.container_id.clone(), spec)
-            .map(|launched| launched.pid)
-            .map_err(|error| error.to_string())
+        Ok(LaunchJob {
+            agent_id: launch.agent_id.clone(),
+            framework_id,
+            executor_id: executor_id.clone(),
+            container_id: launch.container_id.clone(),
+            spec,
+        })
     }
 
     /// Adds the container's limitation to a task failure its executor reports: when the OOM
@@ -450,6 +538,36 @@ impl AgentActor {
             actor.execute(ctx);
         });
         self.wake = Some((handle, due));
+    }
+}
+
+/// A launch as it runs off the actor's thread: the sandbox, then the container.
+struct LaunchJob {
+    agent_id: strata_protocol::AgentId,
+    framework_id: strata_protocol::FrameworkId,
+    executor_id: strata_protocol::ExecutorId,
+    container_id: ContainerId,
+    spec: LaunchSpec,
+}
+
+impl LaunchJob {
+    fn run(
+        self,
+        sandbox: &SandboxLayout,
+        containerizer: &dyn Containerizer,
+    ) -> Result<u32, String> {
+        sandbox
+            .create_run(
+                &self.agent_id,
+                &self.framework_id,
+                &self.executor_id,
+                &self.container_id,
+            )
+            .map_err(|error| format!("cannot create the sandbox: {error}"))?;
+        containerizer
+            .launch(self.container_id, self.spec)
+            .map(|launched| launched.pid)
+            .map_err(|error| error.to_string())
     }
 }
 

@@ -98,8 +98,8 @@ impl SandboxLayout {
             .join(LATEST)
     }
 
-    /// Creates the run's directory with empty stdout and stderr files, and points the
-    /// executor's `latest` link at it.
+    /// Creates the run's directory and points the executor's `latest` link at it. The
+    /// containerizer creates `stdout` and `stderr` there when it starts the run.
     ///
     /// The link is replaced atomically (a new link renamed over the old one), so a reader of
     /// `latest` sees the previous run or this one, never no link.
@@ -117,29 +117,48 @@ impl SandboxLayout {
             ));
         }
         let dir = self.run_dir(agent_id, framework_id, executor_id, container_id);
-        std::fs::create_dir_all(&dir)?;
-        let stdout_path = dir.join(STDOUT);
-        let stderr_path = dir.join(STDERR);
-        for path in [&stdout_path, &stderr_path] {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-        }
         let runs_dir = dir.parent().expect("a run dir has a parent");
-        // Relative, so the work dir can be moved or mounted elsewhere.
-        let staged = runs_dir.join(format!(".{LATEST}.{container_id}"));
-        match std::fs::remove_file(&staged) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-            _ => {}
+        let executor_dir = runs_dir.parent().expect("a runs dir has a parent");
+        // Most runs are the first of a new executor (every command task is one): making the
+        // three levels top down takes three mkdirs, where `create_dir_all` first fails at the
+        // bottom and climbs. Only the framework's first executor needs the levels above.
+        let new_runs_dir = match mkdir(executor_dir) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(executor_dir)?;
+                mkdir(runs_dir)?
+            }
+            Err(error) => return Err(error),
+            Ok(_) => mkdir(runs_dir)?,
+        };
+        std::fs::create_dir(&dir)?;
+        // Relative, so the work dir can be moved or mounted elsewhere. In a runs dir made just
+        // now there is no link to replace.
+        let latest = runs_dir.join(LATEST);
+        if !new_runs_dir {
+            let staged = runs_dir.join(format!(".{LATEST}.{container_id}"));
+            match std::fs::remove_file(&staged) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+            std::os::unix::fs::symlink(container_id.as_str(), &staged)?;
+            std::fs::rename(&staged, &latest)?;
+        } else {
+            std::os::unix::fs::symlink(container_id.as_str(), &latest)?;
         }
-        std::os::unix::fs::symlink(container_id.as_str(), &staged)?;
-        std::fs::rename(&staged, runs_dir.join(LATEST))?;
         Ok(Sandbox {
+            stdout_path: dir.join(STDOUT),
+            stderr_path: dir.join(STDERR),
             dir,
-            stdout_path,
-            stderr_path,
         })
+    }
+}
+
+/// Makes a directory; returns whether it is new (`false`: it existed already).
+fn mkdir(path: &Path) -> io::Result<bool> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(false),
+        Err(error) => Err(error),
     }
 }
 
@@ -496,7 +515,8 @@ mod tests {
             tmp.path()
                 .join("agents/agent-1/frameworks/fw-1/executors/ex-1/runs/c1")
         );
-        assert!(sandbox.stdout_path.is_file() && sandbox.stderr_path.is_file());
+        assert!(sandbox.dir.is_dir());
+        assert_eq!(sandbox.stdout_path, sandbox.dir.join(STDOUT));
         let latest = layout.latest_link(&agent, &framework, &executor);
         assert_eq!(std::fs::read_link(&latest).expect("link"), Path::new("c1"));
 

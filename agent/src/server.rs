@@ -103,6 +103,12 @@ pub enum StartError {
     Transport(#[from] strata_transport::TransportError),
     #[error("cannot open the checkpoint store: {0}")]
     Checkpoint(#[from] CheckpointError),
+    #[error("cannot resolve the work dir {}: {source}", path.display())]
+    WorkDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the checkpoint writer thread: {0}")]
     Writer(#[source] std::io::Error),
     #[error("cannot recover the containers of the previous run: {0}")]
@@ -165,6 +171,16 @@ pub fn containerizer(
 pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
     let clock = Clock::start();
     let store = CheckpointStore::open(&options.work_dir, options.fsync)?;
+    // Sandboxes are served by their canonical paths, which are then built, not resolved, for
+    // every launch.
+    let canonical_work_dir =
+        options
+            .work_dir
+            .canonicalize()
+            .map_err(|source| StartError::WorkDir {
+                path: options.work_dir.clone(),
+                source,
+            })?;
     let context: Context<AgentActor> = Context::new();
     let actor = context.address();
 
@@ -240,7 +256,7 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
         pid: pid.clone(),
         clock,
         containerizer,
-        sandbox: SandboxLayout::new(&options.work_dir),
+        sandbox: SandboxLayout::new(canonical_work_dir),
         writer: crate::checkpoint::writer::CheckpointWriter::start(store.clone())
             .map_err(StartError::Writer)?,
         store,

@@ -334,3 +334,70 @@ fn recover_takes_over_a_running_container_and_reports_missing_ones() {
         assert!(!running(pid));
     });
 }
+
+/// The leader is started without copying the agent (see `containerizer::spawn`), so the
+/// agent's signal handlers and mask must not leak into it: a task that ignores SIGPIPE or has
+/// SIGTERM blocked would behave unlike the same command started from a shell.
+#[tokio::test]
+async fn the_leader_starts_with_default_signal_handling_and_an_empty_mask() {
+    // A handler in this process, which the leader must not inherit.
+    let _usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .expect("install a SIGUSR1 handler");
+    let sandbox = Sandbox::new();
+    let containerizer = PosixContainerizer::new();
+    let id = container_id("signals");
+    containerizer
+        .launch(
+            id.clone(),
+            sandbox.spec(CommandLine::argv(["/bin/cat", "/proc/self/status"])),
+        )
+        .expect("launch");
+    let termination = within("cat", containerizer.wait(&id)).await.expect("wait");
+    assert_eq!(termination.status, Some(ExitStatus::Exited(0)));
+    let status = sandbox.stdout();
+    for field in ["SigBlk", "SigIgn", "SigCgt"] {
+        let mask = status
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("{field} in {status}"))
+            .trim();
+        assert!(mask.chars().all(|c| c == '0'), "{field}: {mask}");
+    }
+}
+
+#[tokio::test]
+async fn a_program_name_is_looked_up_in_the_command_path() {
+    let sandbox = Sandbox::new();
+    let containerizer = PosixContainerizer::new();
+    let id = container_id("path-lookup");
+    containerizer
+        .launch(id.clone(), sandbox.spec(CommandLine::argv(["true"])))
+        .expect("launch");
+    let termination = within("true", containerizer.wait(&id)).await.expect("wait");
+    assert_eq!(termination.status, Some(ExitStatus::Exited(0)));
+
+    let mut spec = sandbox.spec(CommandLine::argv(["true"]));
+    spec.env = vec![("PATH".into(), sandbox.dir().display().to_string())];
+    let error = containerizer
+        .launch(container_id("not-in-path"), spec)
+        .expect_err("not in PATH");
+    assert!(error.to_string().contains("not found in PATH"), "{error}");
+    assert!(containerizer.containers().is_empty());
+}
+
+#[tokio::test]
+async fn a_failure_between_clone_and_exec_says_which_step_failed() {
+    let sandbox = Sandbox::new();
+    let containerizer = PosixContainerizer::new();
+    let mut spec = sandbox.shell("true");
+    spec.working_dir = sandbox.path("no-such-dir");
+    let error = containerizer
+        .launch(container_id("no-working-dir"), spec)
+        .expect_err("no working dir");
+    let message = format!(
+        "{error}: {}",
+        std::error::Error::source(&error).map_or(String::new(), ToString::to_string)
+    );
+    assert!(message.contains("enter the working directory"), "{message}");
+    assert!(containerizer.containers().is_empty());
+}

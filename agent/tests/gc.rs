@@ -90,6 +90,7 @@ async fn a_scheduled_sandbox_is_removed_gc_delay_after_its_last_change() {
     assert_eq!(handle.pending().await.expect("pending"), vec![run.clone()]);
 
     wait_until("the sandbox is removed", || !run.exists()).await;
+    #[allow(clippy::disallowed_methods)] // Compared with the file's mtime, a wall-clock stamp.
     let age = SystemTime::now()
         .duration_since(modified)
         .expect("mtime in the past");

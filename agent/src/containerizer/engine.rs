@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -18,6 +17,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::spawn::{self, SpawnSpec, SpawnUser, Spawned};
 use super::{
     BoxFuture, CommandLine, ContainerizerError, ExitStatus, LaunchSpec, Launched, Limits,
     RecoverSpec, Recovery, Termination, TerminationReason, Usage,
@@ -101,13 +101,6 @@ struct Entry<H> {
     destroying: Arc<AtomicBool>,
 }
 
-/// The user a container runs as, looked up before the fork so the child only makes system calls.
-struct ResolvedUser {
-    uid: rustix::process::Uid,
-    gid: rustix::process::Gid,
-    groups: Vec<rustix::process::Gid>,
-}
-
 impl<I: Isolation> Engine<I> {
     pub fn new(isolation: I) -> Arc<Self> {
         Arc::new(Self {
@@ -138,6 +131,13 @@ impl<I: Isolation> Engine<I> {
         let user = spec.user.as_deref().map(resolve_user).transpose()?;
         let stdout = open_output(&spec.stdout_path)?;
         let stderr = open_output(&spec.stderr_path)?;
+        let (program, argv) = match &spec.command {
+            CommandLine::Shell(line) => (
+                "/bin/sh".to_owned(),
+                vec!["sh".to_owned(), "-c".to_owned(), line.clone()],
+            ),
+            CommandLine::Exec { program, argv } => (program.clone(), argv.clone()),
+        };
 
         // The lock is held from the check to the insert so that two launches of one ID cannot
         // both pass the check; launching takes well under a millisecond.
@@ -146,13 +146,19 @@ impl<I: Isolation> Engine<I> {
             return Err(ContainerizerError::AlreadyExists(container_id));
         }
         let handle = self.isolation.prepare(&container_id, &spec.limits)?;
-        let mut command = build_command(&spec, stdout, stderr);
         let attach_files = self.isolation.attach_files(&handle);
-        if !attach_files.is_empty() || user.is_some() {
-            install_pre_exec(&mut command, attach_files, user);
-        }
-        let mut child = match command.spawn() {
-            Ok(child) => child,
+        let spawned = spawn::spawn(SpawnSpec {
+            program: &program,
+            argv: &argv,
+            env: &spec.env,
+            working_dir: &spec.working_dir,
+            stdout,
+            stderr,
+            attach_files: &attach_files,
+            user: user.as_ref(),
+        });
+        let Spawned { pid: leader, pidfd } = match spawned {
+            Ok(spawned) => spawned,
             Err(source) => {
                 if let Err(error) = self.isolation.release(&handle) {
                     warn!(%container_id, %error, "failed to release the isolation of a container that did not start");
@@ -163,13 +169,12 @@ impl<I: Isolation> Engine<I> {
                 });
             }
         };
-        let pid = child
-            .id()
-            .expect("a child that has not been waited for has a pid");
-        let leader = pid_from_raw(pid)?;
+        let pid = leader.as_raw_nonzero().get().unsigned_abs();
         debug!(%container_id, pid, "container launched");
-
-        let exit = async move { child.wait().await.ok().map(ExitStatus::from_std) };
+        let exit = child_exit(pidfd).map_err(|source| ContainerizerError::Launch {
+            container_id: container_id.clone(),
+            source,
+        })?;
         self.watch(&mut containers, container_id, leader, handle, exit);
         Ok(Launched { pid })
     }
@@ -209,14 +214,28 @@ impl<I: Isolation> Engine<I> {
 
     /// Cleans up after a leader that exited and describes the termination.
     async fn reap(
-        &self,
+        self: &Arc<Self>,
         container_id: &ContainerId,
         leader: Pid,
-        handle: &I::Handle,
+        handle: &Arc<I::Handle>,
         status: Option<ExitStatus>,
         destroying: &AtomicBool,
     ) -> Termination {
-        let (limitation, released) = self.drain_and_release(handle, Some(leader), status).await;
+        // Usually the leader took everything with it and the isolation goes at the first try.
+        // That try waits on kernel locks (removing cgroups), so it runs on a blocking thread,
+        // not on the runtime's; only leftovers fall back to the retrying drain below.
+        let first_try = {
+            let engine = Arc::clone(self);
+            let handle = Arc::clone(handle);
+            tokio::task::spawn_blocking(move || engine.release_at_once(&handle, leader, status))
+                .await
+                .ok()
+                .flatten()
+        };
+        let (limitation, released) = match first_try {
+            Some(limitation) => (limitation, Ok(())),
+            None => self.drain_and_release(handle, Some(leader), status).await,
+        };
         let destroyed = destroying.load(Ordering::SeqCst);
         let (reason, mut message) = match (limitation, status) {
             (Some(limitation), _) => (Some(limitation.reason), limitation.message),
@@ -239,6 +258,21 @@ impl<I: Isolation> Engine<I> {
             reason,
             message,
         }
+    }
+
+    /// Releases the isolation of a container whose leader exited and left no process behind,
+    /// and returns the limit it hit, if any; `None` when something is left to drain.
+    fn release_at_once(
+        &self,
+        handle: &I::Handle,
+        leader: Pid,
+        status: Option<ExitStatus>,
+    ) -> Option<Option<Limitation>> {
+        if self.isolation.kill_remaining(handle, Some(leader)) {
+            return None;
+        }
+        let limitation = self.isolation.limitation(handle, status);
+        self.isolation.release(handle).ok().map(|()| limitation)
     }
 
     /// Kills what the container left behind, asks the isolation whether a limit was hit (before
@@ -451,6 +485,33 @@ async fn terminated(
     }
 }
 
+/// Returns a future that resolves with the exit status of our child behind `pidfd`, reaping it.
+#[allow(unsafe_code)]
+fn child_exit(
+    pidfd: OwnedFd,
+) -> std::io::Result<impl Future<Output = Option<ExitStatus>> + Send + 'static> {
+    // SAFETY: as in `pidfd_exit`: the `AsyncFd` owns the descriptor for as long as it is
+    // registered.
+    let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(std::io::Error::from)?;
+    Ok(async move {
+        // A pidfd becomes readable when its process exits.
+        let _ = pidfd.readable().await;
+        let status = rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pidfd.get_ref().as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        );
+        match status {
+            Ok(Some(status)) => ExitStatus::from_waitid(&status),
+            Ok(None) => None,
+            Err(error) => {
+                warn!(%error, "cannot read a container's exit status");
+                None
+            }
+        }
+    })
+}
+
 /// Returns a future that resolves when `pid`, which need not be our child, exits.
 #[allow(unsafe_code)]
 fn pidfd_exit(
@@ -494,7 +555,9 @@ fn open_output(path: &Path) -> Result<File, ContainerizerError> {
         .map_err(|source| ContainerizerError::io("open", path, source))
 }
 
-fn resolve_user(name: &str) -> Result<ResolvedUser, ContainerizerError> {
+/// Looks up the user a container runs as before the clone, so that the child only makes system
+/// calls.
+fn resolve_user(name: &str) -> Result<SpawnUser, ContainerizerError> {
     let lookup_error = |source: nix::Error| ContainerizerError::UserLookup {
         user: name.to_string(),
         source: std::io::Error::from_raw_os_error(source as i32),
@@ -504,7 +567,7 @@ fn resolve_user(name: &str) -> Result<ResolvedUser, ContainerizerError> {
         .ok_or_else(|| ContainerizerError::UnknownUser(name.to_string()))?;
     let c_name = CString::new(name).map_err(|_| ContainerizerError::UnknownUser(name.into()))?;
     let groups = nix::unistd::getgrouplist(&c_name, user.gid).map_err(lookup_error)?;
-    Ok(ResolvedUser {
+    Ok(SpawnUser {
         uid: rustix::process::Uid::from_raw(user.uid.as_raw()),
         gid: rustix::process::Gid::from_raw(user.gid.as_raw()),
         groups: groups
@@ -512,75 +575,6 @@ fn resolve_user(name: &str) -> Result<ResolvedUser, ContainerizerError> {
             .map(|gid| rustix::process::Gid::from_raw(gid.as_raw()))
             .collect(),
     })
-}
-
-fn build_command(spec: &LaunchSpec, stdout: File, stderr: File) -> tokio::process::Command {
-    let mut command = match &spec.command {
-        CommandLine::Shell(line) => {
-            let mut command = tokio::process::Command::new("/bin/sh");
-            command.arg("-c").arg(line);
-            command
-        }
-        CommandLine::Exec { program, argv } => {
-            let mut command = tokio::process::Command::new(program);
-            if let Some((arg0, args)) = argv.split_first() {
-                command.arg0(arg0).args(args);
-            }
-            command
-        }
-    };
-    command
-        .env_clear()
-        .envs(spec.env.iter().map(|(name, value)| (name, value)))
-        .current_dir(&spec.working_dir)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        // Its own process group, so that one signal reaches every process it forks. Unlike a
-        // `pre_exec` hook this keeps std's `posix_spawn` fast path open to the posix
-        // containerizer.
-        .process_group(0)
-        // The agent may restart while containers keep running; it recovers them then.
-        .kill_on_drop(false);
-    command
-}
-
-/// Makes the child enter its cgroups, then drop to `user`, between fork and exec.
-#[allow(unsafe_code)]
-fn install_pre_exec(
-    command: &mut tokio::process::Command,
-    attach_files: Vec<CString>,
-    user: Option<ResolvedUser>,
-) {
-    let hook = move || -> std::io::Result<()> {
-        use rustix::fs::{Mode, OFlags};
-        // Writing `0` to `cgroup.procs` moves the writer itself, so the child needs no pid
-        // formatted for it. It is done first, while the child is still root, and before exec,
-        // so that not one instruction of the command runs outside its cgroup.
-        for attach_file in &attach_files {
-            let fd = rustix::fs::open(
-                attach_file.as_c_str(),
-                OFlags::WRONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            rustix::io::write(&fd, b"0")?;
-        }
-        if let Some(user) = &user {
-            // Groups before gid before uid: each step needs the privilege the next one drops.
-            rustix::thread::set_thread_groups(&user.groups)?;
-            rustix::thread::set_thread_gid(user.gid)?;
-            rustix::thread::set_thread_uid(user.uid)?;
-        }
-        Ok(())
-    };
-    // SAFETY: the hook runs in the forked child of a possibly multithreaded parent, where only
-    // async-signal-safe operations are sound. It only makes raw system calls through rustix
-    // (open, write, close, setgroups, setgid, setuid; per-thread calls are process-wide in the
-    // single-threaded child), allocates nothing (the paths and groups were built before the fork
-    // and are only borrowed; errors are raw OS error codes) and takes no lock.
-    unsafe {
-        command.pre_exec(hook);
-    }
 }
 
 /// Implements `Containerizer` for a struct whose `engine` field is an `Arc<Engine<_>>`: the

@@ -27,6 +27,7 @@ use strata_protocol::{ContainerId, Resources};
 pub mod cgroups;
 mod engine;
 pub mod posix;
+mod spawn;
 
 #[cfg(target_os = "linux")]
 pub use cgroups::{CgroupVersion, CgroupsConfig, CgroupsContainerizer};
@@ -205,15 +206,13 @@ impl ExitStatus {
         self == Self::Exited(0)
     }
 
-    fn from_std(status: std::process::ExitStatus) -> Self {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Self::Exited(code),
-            (None, Some(signal)) => Self::Signaled(signal),
-            // `wait` reports only exited or signalled children (no WUNTRACED), so this is not
-            // reached; the raw status is the best description left.
-            (None, None) => Self::Exited(status.into_raw()),
+    /// Reads what `waitid(WEXITED)` reported; `None` for a stop or continue, which it does not
+    /// report.
+    fn from_waitid(status: &rustix::process::WaitIdStatus) -> Option<Self> {
+        if let Some(code) = status.exit_status() {
+            return Some(Self::Exited(code));
         }
+        status.terminating_signal().map(Self::Signaled)
     }
 }
 

@@ -153,6 +153,23 @@ impl Files {
         Ok(())
     }
 
+    /// Serves `canonical_dir` under `virtual_path` as [`Self::attach`] does, for a directory the
+    /// caller knows to be canonical and to exist: a sandbox the agent has just created under its
+    /// canonical work dir, whose path it built from validated IDs. Resolving it again would cost
+    /// a system call per component on every launch.
+    pub fn attach_canonical(
+        &self,
+        virtual_path: &str,
+        canonical_dir: PathBuf,
+    ) -> Result<(), AttachError> {
+        let key = Self::key(virtual_path)
+            .ok_or_else(|| AttachError::InvalidVirtualPath(virtual_path.to_owned()))?;
+        debug_assert!(canonical_dir.is_absolute(), "{}", canonical_dir.display());
+        tracing::debug!(virtual_path = %key, real_dir = %canonical_dir.display(), "attached directory");
+        self.write().insert(key, canonical_dir);
+        Ok(())
+    }
+
     /// Stops serving `virtual_path`; returns whether it was attached.
     pub fn detach(&self, virtual_path: &str) -> bool {
         let Some(key) = Self::key(virtual_path) else {

@@ -54,6 +54,10 @@ struct Args {
     /// Checkpoint without fsync, to see what durability costs.
     #[arg(long)]
     no_fsync: bool,
+    /// Where the agents' work dirs go (one fresh folder per phase); the system temp dir by
+    /// default. The sandbox of every task is created there, so its filesystem counts.
+    #[arg(long)]
+    work_dir: Option<std::path::PathBuf>,
     /// Runs only the agent phases whose name contains this (`cgroups`, `checkpointing`), to
     /// profile one.
     #[arg(long)]
@@ -100,16 +104,14 @@ fn main() -> anyhow::Result<()> {
         phases.retain(|(name, _, _)| args.only.as_ref().is_none_or(|only| name.contains(only)));
         let mut work_dirs = Vec::new();
         for (name, isolation, checkpoint) in phases {
-            let (elapsed, cpu) = agent_phase(
-                args.tasks,
-                args.window,
-                isolation,
-                checkpoint,
-                &launcher,
-                &mut work_dirs,
-                !args.no_fsync,
-            )
-            .await?;
+            let setup = Setup {
+                tasks: args.tasks,
+                window: args.window,
+                launcher: &launcher,
+                work_dir: args.work_dir.as_deref(),
+                fsync: !args.no_fsync,
+            };
+            let (elapsed, cpu) = agent_phase(&setup, isolation, checkpoint, &mut work_dirs).await?;
             println!(
                 "{name:<44}  {:>8.0} tasks/s  ({:.2} s, {:.2} of baseline, {:.2} ms agent-process CPU per task)",
                 rate(args.tasks, elapsed),
@@ -166,16 +168,24 @@ fn process_cpu() -> Duration {
     Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / ticks_per_second)
 }
 
-/// Starts an agent registered with a stand-in master and pushes `tasks` through it.
-async fn agent_phase(
+/// What every agent phase shares.
+struct Setup<'a> {
     tasks: usize,
     window: usize,
+    launcher: &'a std::path::Path,
+    /// Where the work dirs go; the system temp dir when `None`.
+    work_dir: Option<&'a std::path::Path>,
+    fsync: bool,
+}
+
+/// Starts an agent registered with a stand-in master and pushes `tasks` through it.
+async fn agent_phase(
+    setup: &Setup<'_>,
     isolation: Isolation,
     checkpoint: bool,
-    launcher: &std::path::Path,
     work_dirs: &mut Vec<tempfile::TempDir>,
-    fsync: bool,
 ) -> anyhow::Result<(Duration, Duration)> {
+    let (tasks, window, launcher, fsync) = (setup.tasks, setup.window, setup.launcher, setup.fsync);
     let node = Node::start(NodeConfig::listening(
         PeerRole::Master,
         "127.0.0.1:0".parse::<SocketAddr>()?,
@@ -185,7 +195,10 @@ async fn agent_phase(
     // Kept until the whole run is over: removing tens of thousands of sandbox files right
     // before the next phase would make that phase pay for it (ext4 scans past recently freed
     // inodes when it allocates new ones).
-    let work_dir = tempfile::tempdir()?;
+    let work_dir = match setup.work_dir {
+        Some(parent) => tempfile::tempdir_in(parent)?,
+        None => tempfile::tempdir()?,
+    };
     let work_path = work_dir.path().to_path_buf();
     work_dirs.push(work_dir);
     let resources = Resources::parse("cpus:100000;mem:100000000", "*")?;
