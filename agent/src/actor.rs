@@ -97,7 +97,53 @@ pub struct AgentActor {
     recovered: Vec<ContainerId>,
     /// Containers being launched off the actor's thread; see [`AgentActor::launch`].
     launching: BTreeMap<ContainerId, Launching>,
+    /// How many of those launches are still running on a blocking thread.
+    launches_running: Arc<LaunchesRunning>,
     effects: Vec<Effect>,
+}
+
+/// Counts the launches running on blocking threads, so that stopping the agent for good can
+/// wait for them before it destroys what they started.
+#[derive(Default)]
+struct LaunchesRunning {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl LaunchesRunning {
+    /// Counts a launch until the returned guard drops (a panicking launch included).
+    fn start(self: &Arc<Self>) -> LaunchGuard {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        LaunchGuard(Arc::clone(self))
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the check, so a launch ending in between still wakes us.
+            idle.as_mut().enable();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+struct LaunchGuard(Arc<LaunchesRunning>);
+
+impl Drop for LaunchGuard {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// A launch in progress, and what was asked of its container meanwhile.
@@ -126,6 +172,7 @@ impl AgentActor {
             master,
             recovered,
             launching: BTreeMap::new(),
+            launches_running: Arc::default(),
             effects,
         }
     }
@@ -307,12 +354,14 @@ impl AgentActor {
         });
         let sandbox = self.rt.sandbox.clone();
         let containerizer = Arc::clone(&self.rt.containerizer);
+        let running = self.launches_running.start();
         let launched = async move {
             if let Some(durable) = durable {
                 // An error means the writer thread is gone; launching is all that is left.
                 let _ = durable.await;
             }
             tokio::task::spawn_blocking(move || {
+                let _running = running;
                 if cancelled.load(std::sync::atomic::Ordering::SeqCst) {
                     return Err("the agent is shutting down".to_owned());
                 }
@@ -681,7 +730,8 @@ impl Handler<Stop> for AgentActor {
     }
 }
 
-/// Destroys every container (for tests and `strata dev`, which must leave nothing behind).
+/// Destroys every container and removes the agent's own cgroups (for tests and `strata dev`,
+/// which must leave nothing behind).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct DestroyAll;
@@ -690,18 +740,29 @@ impl Handler<DestroyAll> for AgentActor {
     type Result = actix::ResponseFuture<()>;
 
     fn handle(&mut self, _: DestroyAll, _: &mut Context<Self>) -> Self::Result {
-        let destroys: Vec<_> = self
-            .rt
-            .containerizer
-            .containers()
-            .into_iter()
-            .map(|container_id: ContainerId| {
-                self.rt.containerizer.destroy(&container_id, Duration::ZERO)
-            })
-            .collect();
+        // Launches not yet started do not start; those under way finish first, so that what
+        // they start is destroyed too.
+        for launching in self.launching.values() {
+            launching
+                .cancelled
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let running = Arc::clone(&self.launches_running);
+        let containerizer = Arc::clone(&self.rt.containerizer);
         Box::pin(async move {
+            running.wait_idle().await;
+            let destroys: Vec<_> = containerizer
+                .containers()
+                .into_iter()
+                .map(|container_id: ContainerId| {
+                    containerizer.destroy(&container_id, Duration::ZERO)
+                })
+                .collect();
             for destroy in destroys {
                 let _ = destroy.await;
+            }
+            if let Err(error) = containerizer.release_instance() {
+                tracing::warn!(%error, "cannot remove the agent's cgroups");
             }
         })
     }

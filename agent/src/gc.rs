@@ -306,11 +306,29 @@ pub fn spawn(
     spawn_with_probe(work_dir, config, Box::new(disk_usage))
 }
 
+/// [`spawn`] with a hook called for each path once it is gone.
+pub fn spawn_with_hook(
+    work_dir: impl AsRef<Path>,
+    config: GcConfig,
+    on_removed: RemovalHook,
+) -> Result<(GcHandle, tokio::task::JoinHandle<()>), GcError> {
+    start(work_dir, config, Box::new(disk_usage), Some(on_removed))
+}
+
 /// [`spawn`] with another way to measure the disk.
 pub fn spawn_with_probe(
     work_dir: impl AsRef<Path>,
     config: GcConfig,
     probe: DiskUsageProbe,
+) -> Result<(GcHandle, tokio::task::JoinHandle<()>), GcError> {
+    start(work_dir, config, probe, None)
+}
+
+fn start(
+    work_dir: impl AsRef<Path>,
+    config: GcConfig,
+    probe: DiskUsageProbe,
+    on_removed: Option<RemovalHook>,
 ) -> Result<(GcHandle, tokio::task::JoinHandle<()>), GcError> {
     let schedule = GcSchedule::new(config.gc_delay, config.gc_disk_headroom)?;
     let work_dir = work_dir
@@ -326,6 +344,7 @@ pub fn spawn_with_probe(
         schedule,
         disk_watch_interval: config.disk_watch_interval,
         probe,
+        on_removed,
     };
     let task = tokio::spawn(collector.run(receiver));
     Ok((GcHandle { commands }, task))
@@ -338,7 +357,12 @@ struct Collector {
     schedule: GcSchedule,
     disk_watch_interval: Duration,
     probe: DiskUsageProbe,
+    on_removed: Option<RemovalHook>,
 }
+
+/// Called with each path once it is gone (removed, or found missing), so that what refers to it
+/// (the sandboxes served over `/files`) can forget it.
+pub type RemovalHook = std::sync::Arc<dyn Fn(&Path) + Send + Sync>;
 
 impl Collector {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -441,12 +465,22 @@ impl Collector {
             return;
         }
         let work_dir = self.work_dir.clone();
+        let on_removed = self.on_removed.clone();
         let removal = tokio::task::spawn_blocking(move || {
+            let gone = |path: &Path| {
+                if let Some(on_removed) = &on_removed {
+                    on_removed(path);
+                }
+            };
             for path in paths {
                 match remove_inside(&work_dir, &path) {
-                    Ok(()) => tracing::info!(path = %path.display(), "deleted path"),
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "deleted path");
+                        gone(&path);
+                    }
                     Err(error) if error.kind() == io::ErrorKind::NotFound => {
                         tracing::info!(path = %path.display(), "skipped path which does not exist");
+                        gone(&path);
                     }
                     Err(error) => {
                         tracing::warn!(path = %path.display(), %error, "failed to delete path");

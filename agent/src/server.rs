@@ -266,8 +266,11 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
             "PATH".to_owned(),
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
         )],
-        files,
-        gc: match crate::gc::spawn(&options.work_dir, options.gc) {
+        files: files.clone(),
+        gc: match crate::gc::spawn_with_hook(&options.work_dir, options.gc, {
+            let files = files.clone();
+            Arc::new(move |path: &std::path::Path| files.detach_run(path))
+        }) {
             Ok((handle, _task)) => Some(handle),
             Err(error) => {
                 tracing::warn!(%error, "sandbox garbage collection is off");

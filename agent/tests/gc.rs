@@ -309,3 +309,31 @@ async fn invalid_settings_are_refused() {
         Err(GcError::WorkDir { .. })
     ));
 }
+
+#[tokio::test]
+async fn the_removal_hook_hears_of_every_path_once_it_is_gone() {
+    let f = fixture();
+    let gone = Arc::new(std::sync::Mutex::new(Vec::<PathBuf>::new()));
+    let hook: gc::RemovalHook = {
+        let gone = Arc::clone(&gone);
+        Arc::new(move |path: &Path| gone.lock().expect("lock").push(path.to_path_buf()))
+    };
+    let (handle, _task) =
+        gc::spawn_with_hook(&f.work, config(Duration::from_millis(50), HOUR), hook).expect("spawn");
+    let removed = sandbox(&f.work, "removed");
+    let missing = sandbox(&f.work, "missing");
+    handle.schedule(&removed).await.expect("schedule");
+    handle.schedule(&missing).await.expect("schedule");
+    // Gone before its time: still reported, so nothing keeps referring to it.
+    std::fs::remove_dir_all(&missing).expect("remove");
+    wait_until("both paths are reported gone", || {
+        gone.lock().expect("lock").len() == 2
+    })
+    .await;
+    let mut reported = gone.lock().expect("lock").clone();
+    reported.sort();
+    let mut expected = vec![missing, removed.clone()];
+    expected.sort();
+    assert_eq!(reported, expected);
+    assert!(!removed.exists());
+}

@@ -15,6 +15,7 @@ use strata_protocol::{Pid, TaskId};
 struct Dev {
     child: Child,
     master_port: u16,
+    agent_port: u16,
 }
 
 impl Dev {
@@ -31,7 +32,11 @@ impl Dev {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let dev = Dev { child, master_port };
+        let dev = Dev {
+            child,
+            master_port,
+            agent_port,
+        };
         // Ready when the agent has registered: GET_AGENTS lists it.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -174,8 +179,31 @@ async fn operator_verbs_work_against_strata_dev() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Ctrl-C stops strata dev cleanly.
+    // Ctrl-C stops strata dev cleanly, and its agent's cgroups go with it.
+    let instance = format!("agent-{}", dev.agent_port);
     assert!(dev.stop().success());
+    let left = cgroups_named(Path::new("/sys/fs/cgroup"), &instance, 6);
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+}
+
+/// Directories called `name` under `dir`, at most `depth` levels down.
+fn cgroups_named(dir: &Path, name: &str, depth: usize) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        if entry.file_name() == name {
+            found.push(path);
+        } else if depth > 0 {
+            found.extend(cgroups_named(&path, name, depth - 1));
+        }
+    }
+    found
 }
 
 #[actix_rt::test]

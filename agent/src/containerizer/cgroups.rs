@@ -441,6 +441,10 @@ impl Isolation for CgroupIsolation {
         self.remove(dirs)
     }
 
+    fn release_instance(&self) -> Result<(), ContainerizerError> {
+        self.remove(&self.instance)
+    }
+
     fn usage(&self, dirs: &CgroupDirs, _leader: Pid) -> Result<Usage, ContainerizerError> {
         let read = |path: PathBuf| {
             read_u64(&path).ok_or_else(|| {

@@ -58,6 +58,11 @@ pub(crate) trait Isolation: Send + Sync + 'static {
     /// Removes the isolation of a container whose processes are gone.
     fn release(&self, handle: &Self::Handle) -> Result<(), ContainerizerError>;
 
+    /// Removes the isolation's own setup for this agent instance, once its containers are gone.
+    fn release_instance(&self) -> Result<(), ContainerizerError> {
+        Ok(())
+    }
+
     /// Measures a running container.
     fn usage(&self, handle: &Self::Handle, leader: Pid) -> Result<Usage, ContainerizerError>;
 
@@ -642,6 +647,10 @@ macro_rules! containerizer_over_engine {
                 container_id: &strata_protocol::ContainerId,
             ) -> Option<($crate::containerizer::TerminationReason, String)> {
                 self.engine.limitation(container_id)
+            }
+
+            fn release_instance(&self) -> Result<(), $crate::containerizer::ContainerizerError> {
+                self.engine.isolation.release_instance()
             }
         }
     };

@@ -82,6 +82,13 @@ pub trait Containerizer: Send + Sync {
     /// Returns the containers launched or recovered and not yet forgotten.
     fn containers(&self) -> Vec<ContainerId>;
 
+    /// Removes what the containerizer set up for this agent instance (its parent cgroups), once
+    /// every container is gone: an agent stopped for good leaves nothing behind. Whatever still
+    /// holds a container stays, and the error says so.
+    fn release_instance(&self) -> Result<(), ContainerizerError> {
+        Ok(())
+    }
+
     /// Returns the limit a running container has hit so far, with a sentence saying which:
     /// the OOM killer may kill a task's process while its executor, the container's leader,
     /// lives on to report it.

@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use actix_web::http::StatusCode;
@@ -180,6 +180,29 @@ impl Files {
             tracing::debug!(virtual_path = %key, "detached directory");
         }
         removed
+    }
+
+    /// Stops serving a run's sandbox once it is removed: under its real path, and under its
+    /// executor's `latest` run while that is still this run.
+    pub fn detach_run(&self, run_dir: &Path) {
+        let mut attachments = self.write();
+        if let Some(key) = Self::key(&run_dir.display().to_string()) {
+            attachments.remove(&key);
+        }
+        // `.../frameworks/<fw>/executors/<ex>/runs/<container>`, read from the end.
+        let names: Vec<&str> = run_dir
+            .iter()
+            .rev()
+            .take(6)
+            .filter_map(|name| name.to_str())
+            .collect();
+        if let [_, "runs", executor, "executors", framework, "frameworks"] = names.as_slice() {
+            let latest = format!("/frameworks/{framework}/executors/{executor}/runs/latest");
+            if attachments.get(&latest).is_some_and(|dir| dir == run_dir) {
+                attachments.remove(&latest);
+            }
+        }
+        tracing::debug!(run_dir = %run_dir.display(), "detached run");
     }
 
     /// Every attachment, virtual path to canonical real directory.
@@ -718,6 +741,30 @@ mod tests {
         ));
         assert!(files.attachments().is_empty());
         assert!(!files.detach("/x"));
+    }
+
+    #[test]
+    fn detach_run_forgets_a_removed_run_and_latest_only_while_it_names_that_run() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let files = Files::new();
+        let runs = tmp.path().join("frameworks/fw/executors/ex/runs");
+        std::fs::create_dir_all(runs.join("c1")).expect("mkdir");
+        std::fs::create_dir_all(runs.join("c2")).expect("mkdir");
+        let canonical = |run: &str| runs.join(run).canonicalize().expect("canonical");
+        let (c1, c2) = (canonical("c1"), canonical("c2"));
+        let latest = "/frameworks/fw/executors/ex/runs/latest";
+        for run in [&c1, &c2] {
+            files
+                .attach(&run.display().to_string(), run.clone())
+                .expect("attach");
+        }
+        files.attach(latest, c2.clone()).expect("attach latest");
+        files.detach_run(&c1);
+        assert!(!files.attachments().contains_key(&c1.display().to_string()));
+        assert_eq!(files.attachments().get(latest), Some(&c2));
+        files.detach_run(&c2);
+        assert!(!files.attachments().contains_key(latest));
+        assert!(files.attachments().is_empty(), "{:?}", files.attachments());
     }
 
     #[test]
