@@ -63,6 +63,9 @@ pub struct AgentOptions {
     pub executor_reregistration_timeout: Duration,
     /// When finished sandboxes are removed.
     pub gc: crate::gc::GcConfig,
+    /// The most processes and threads a container may have; `None` for no limit (and, on
+    /// cgroup v1, no pids cgroup).
+    pub pids_max: Option<u64>,
     /// The flags as given, for `/state`.
     pub flags: Vec<(String, String)>,
 }
@@ -89,6 +92,7 @@ impl AgentOptions {
             recover_cleanup: false,
             executor_reregistration_timeout: Duration::from_secs(5),
             gc: crate::gc::GcConfig::default(),
+            pids_max: None,
             flags: Vec::new(),
         }
     }
@@ -261,7 +265,7 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
             .map_err(StartError::Writer)?,
         store,
         launcher: options.launcher,
-        pids_max: None,
+        pids_max: options.pids_max,
         base_env: vec![(
             "PATH".to_owned(),
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),

@@ -92,10 +92,11 @@ async fn the_command_runs_inside_its_cgroup_from_the_start() {
     let cgroups = TestCgroups::new("inside");
     let sandbox = Sandbox::new();
     let id = container_id("inside");
-    // The command's very first action reads its cgroups: it must already be confined.
-    cgroups
-        .launch(id.clone(), sandbox.shell("cat /proc/self/cgroup"))
-        .expect("launch");
+    // The command's very first action reads its cgroups: it must already be confined, in the
+    // pids hierarchy too since it has a pids limit.
+    let mut spec = sandbox.shell("cat /proc/self/cgroup");
+    spec.limits.pids_max = Some(64);
+    cgroups.launch(id.clone(), spec).expect("launch");
     within("cat", cgroups.wait(&id)).await.expect("wait");
     let stdout = sandbox.stdout();
     let suffix = format!("/strata-test/inside-{}/inside", std::process::id());
@@ -454,4 +455,46 @@ fn recover_keeps_known_containers_and_destroys_orphans() {
             assert!(!dir.exists(), "{} left behind", dir.display());
         }
     });
+}
+
+/// Without a pids limit a v1 container has no cgroup in the pids hierarchy (one hierarchy less
+/// to create, enter and remove per launch), and its usage still counts its threads.
+#[tokio::test]
+async fn without_a_pids_limit_a_v1_container_skips_the_pids_hierarchy() {
+    let cgroups = TestCgroups::new("nopids");
+    let sandbox = Sandbox::new();
+    let id = container_id("no-pids-limit");
+    let mut spec = sandbox.shell("cat /proc/self/cgroup; exec sleep 1000");
+    spec.limits = Limits {
+        cpus: Some(0.5),
+        mem_mib: Some(64),
+        pids_max: None,
+    };
+    cgroups.launch(id.clone(), spec).expect("launch");
+    let stdout = eventually("the cgroups to be listed", || {
+        let stdout = sandbox.stdout();
+        stdout.contains(":memory:").then_some(stdout)
+    })
+    .await;
+    let suffix = format!("/{id}");
+    let line = |controller: &str| {
+        stdout
+            .lines()
+            .find(|line| {
+                line.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == controller))
+            })
+            .unwrap_or_else(|| panic!("no {controller:?} line in {stdout}"))
+            .to_owned()
+    };
+    assert!(line("memory").ends_with(&suffix), "{stdout}");
+    if cgroups.version() == CgroupVersion::V1 {
+        assert!(!line("pids").ends_with(&suffix), "{stdout}");
+    }
+    let usage = cgroups.usage(&id).expect("usage");
+    assert_eq!(usage.pids, 1, "{usage:?}");
+    within("destroy", cgroups.destroy(&id, Duration::from_secs(5)))
+        .await
+        .expect("destroy");
 }

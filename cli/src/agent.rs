@@ -54,6 +54,10 @@ fn options(flags: &AgentFlags) -> anyhow::Result<AgentOptions> {
     options.executor_shutdown_grace_period = flags.executor_shutdown_grace_period;
     options.executor_registration_timeout = flags.executor_registration_timeout;
     options.gc.gc_delay = flags.gc_delay;
+    if flags.cgroups_pids_max == Some(0) {
+        anyhow::bail!("--cgroups-pids-max must be at least 1 (leave it out for no limit)");
+    }
+    options.pids_max = flags.cgroups_pids_max;
     options.launcher = std::env::current_exe().context("cannot find the strata binary")?;
     options.flags = vec![
         ("ip".into(), flags.ip.to_string()),
@@ -63,6 +67,12 @@ fn options(flags: &AgentFlags) -> anyhow::Result<AgentOptions> {
         ("isolation".into(), flags.isolation.clone()),
         ("recover".into(), flags.recover.clone()),
         ("gc_delay".into(), format!("{:?}", flags.gc_delay)),
+        (
+            "cgroups_pids_max".into(),
+            flags
+                .cgroups_pids_max
+                .map_or_else(|| "none".to_owned(), |max| max.to_string()),
+        ),
         (
             "executor_shutdown_grace_period".into(),
             format!("{:?}", flags.executor_shutdown_grace_period),

@@ -191,6 +191,11 @@ pub struct AgentFlags {
     #[arg(long, default_value = "cgroups", env = "STRATA_AGENT_ISOLATION")]
     pub isolation: String,
 
+    /// Most processes and threads one container may have (its cgroup's `pids.max`), against
+    /// fork bombs; unset, containers are not limited (as in Mesos and Docker).
+    #[arg(long, env = "STRATA_AGENT_CGROUPS_PIDS_MAX")]
+    pub cgroups_pids_max: Option<u64>,
+
     /// What to do with executors left from a previous run: `reconnect` or `cleanup`.
     #[arg(long, default_value = "reconnect", env = "STRATA_AGENT_RECOVER")]
     pub recover: String,

@@ -222,3 +222,42 @@ async fn the_agent_runs_the_command_tasks_of_a_framework_without_checkpoint_itse
     agent.stop_and_destroy().await;
     master.stop().await;
 }
+
+/// `--cgroups-pids-max` reaches every container: its pids cgroup carries the limit.
+#[actix_rt::test]
+async fn the_pids_limit_is_set_on_the_task_cgroup() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let master = start_master().await;
+    let mut options = agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Cgroups,
+    );
+    options.pids_max = Some(77);
+    let agent = start_agent(options).await;
+    let mut scheduler = TestScheduler::start(&master);
+    let framework_id = scheduler
+        .subscribe(serde_json::json!({"user": "root", "name": "pids"}))
+        .await;
+    let offer = scheduler.next_offer().await;
+    // The task reads the limit of its own pids cgroup (v1) or of its one cgroup (v2).
+    let task = command_task(
+        "pids",
+        &offer.agent_id,
+        "cpus:0.5;mem:64",
+        "p=$(grep -E '^[0-9]+:(pids)?:' /proc/self/cgroup | head -n1 | cut -d: -f3); \
+         if [ -d /sys/fs/cgroup/pids ]; then cat /sys/fs/cgroup/pids$p/pids.max; \
+         else cat /sys/fs/cgroup$p/pids.max; fi",
+    );
+    scheduler.launch(&offer, vec![task]);
+    let task_id = TaskId::new("pids").unwrap();
+    scheduler
+        .wait_for_state(&task_id, TaskState::Finished)
+        .await;
+    let run = latest_run(work_dir.path(), &framework_id, "pids");
+    let stdout = std::fs::read_to_string(run.join("stdout")).unwrap();
+    assert_eq!(stdout.trim(), "77");
+    agent.stop_and_destroy().await;
+    master.stop().await;
+}

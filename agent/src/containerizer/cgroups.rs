@@ -141,6 +141,9 @@ pub(crate) struct CgroupDirs {
     pids: PathBuf,
     /// The distinct directories among the above, each created, attached to and removed once.
     unique: Vec<PathBuf>,
+    /// Whether the container has a cgroup of its own in the pids hierarchy. On v1 it gets one
+    /// only with a pids limit: one hierarchy less to create, enter and remove per launch.
+    has_pids: bool,
 }
 
 impl CgroupDirs {
@@ -157,7 +160,17 @@ impl CgroupDirs {
             memory,
             pids,
             unique,
+            has_pids: true,
         }
+    }
+
+    /// The same directories without the pids one, where it is a hierarchy of its own.
+    fn without_pids(mut self) -> Self {
+        if ![&self.cpu, &self.cpuacct, &self.memory].contains(&&self.pids) {
+            self.unique.retain(|dir| *dir != self.pids);
+            self.has_pids = false;
+        }
+        self
     }
 
     fn join(&self, name: &str) -> Self {
@@ -258,6 +271,17 @@ impl CgroupIsolation {
         self.instance.join(name)
     }
 
+    /// A container's directories as a previous run made them: with a pids cgroup only if it
+    /// had a pids limit.
+    fn existing_container_dirs(&self, name: &str) -> CgroupDirs {
+        let dirs = self.container_dirs(name);
+        if dirs.pids.exists() {
+            dirs
+        } else {
+            dirs.without_pids()
+        }
+    }
+
     fn apply_limits(&self, dirs: &CgroupDirs, limits: &Limits) -> Result<(), ContainerizerError> {
         let v2 = self.v2();
         if let Some(cpus) = limits.cpus {
@@ -343,6 +367,11 @@ impl Isolation for CgroupIsolation {
         limits: &Limits,
     ) -> Result<CgroupDirs, ContainerizerError> {
         let dirs = self.container_dirs(container_id.as_str());
+        let dirs = if limits.pids_max.is_some() {
+            dirs
+        } else {
+            dirs.without_pids()
+        };
         let mut created = Vec::new();
         let result = dirs
             .unique
@@ -474,7 +503,15 @@ impl Isolation for CgroupIsolation {
                 .get("total_rss")
                 .unwrap_or(&0);
         }
-        usage.pids = read(dirs.pids.join("pids.current"))?;
+        usage.pids = if dirs.has_pids {
+            read(dirs.pids.join("pids.current"))?
+        } else {
+            // v1 lists the container's threads in each of its cgroups, as pids.current counts.
+            let tasks = dirs.memory.join("tasks");
+            let listed = fs::read_to_string(&tasks)
+                .map_err(|error| ContainerizerError::io("read", tasks, error))?;
+            listed.lines().count() as u64
+        };
         Ok(usage)
     }
 
@@ -507,7 +544,7 @@ impl Isolation for CgroupIsolation {
                 recovery.gone.push((spec.container_id.clone(), None));
                 continue;
             }
-            let dirs = self.container_dirs(name);
+            let dirs = self.existing_container_dirs(name);
             let procs = self.procs(&dirs);
             let checkpointed = spec.pid.map(pid_from_raw).transpose()?;
             // The leader is the checkpointed pid if it is still in the cgroup, else the process
@@ -528,7 +565,7 @@ impl Isolation for CgroupIsolation {
         }
         for name in found {
             if !known_names.contains_key(&name) {
-                let dirs = self.container_dirs(&name);
+                let dirs = self.existing_container_dirs(&name);
                 recovery.orphans.push((name, dirs));
             }
         }
