@@ -7,15 +7,15 @@
 //! cgroup the agent itself runs in (so a delegated subtree, or the cgroup of the session that
 //! started the agent, keeps accounting for its tasks) unless `root` is absolute, in which case
 //! it starts from the hierarchy's root, as Mesos's `--cgroups_root` does. On v1 that path exists
-//! in each of the `cpu`, `cpuacct`, `memory` and `pids` hierarchies (co-mounted ones share one
-//! directory); on v2 it is one directory with those controllers enabled down to it.
+//! in each of the `cpu`, `cpuacct` and `memory` hierarchies, and in `pids` for a container with a
+//! pids limit (co-mounted ones share one directory); on v2 it is one directory with those
+//! controllers enabled down to it.
 //!
 //! # Entering the cgroup
 //!
-//! The child writes `0` into each `cgroup.procs` of its container between fork and exec (see
-//! `engine::install_pre_exec`), so the command is confined from its first instruction and no
-//! process of the container can fork outside. The price is that spawning forks instead of using
-//! `posix_spawn`.
+//! The child writes `0` into each `cgroup.procs` of its container between clone and exec (see
+//! `spawn`), so the command is confined from its first instruction and no process of the
+//! container can fork outside.
 //!
 //! # Memory limit
 //!
