@@ -122,6 +122,9 @@ pub fn pack(offers: &[Offer], pending: &mut Vec<TaskSpec>) -> Plan {
                 {
                     return None;
                 }
+                if !may_fit(remainder, &spec) {
+                    return None;
+                }
                 let taken = take(remainder, &spec)?;
                 *remainder -= &taken;
                 Some((offer, taken))
@@ -145,13 +148,24 @@ fn offer_role(offer: &Offer) -> Option<&str> {
     offer.allocation_info.as_ref()?.role.as_deref()
 }
 
+/// Returns false if `remainder` surely lacks a scalar `spec` needs: [`take`] never uses more
+/// of a resource than its total, so it would fail too. Most pending specs fit nowhere once
+/// the offers are full, and this answers for them without copying the remainder.
+fn may_fit(remainder: &Resources, spec: &TaskSpec) -> bool {
+    spec.scalar_demand_iter().all(|(name, amount)| {
+        let total = remainder.scalar(name).unwrap_or(0.0);
+        // Two epsilons of slack keep rounding in `take`'s sums from ever mattering.
+        total >= amount - 2.0 * EPSILON
+    })
+}
+
 /// Returns the resources `spec` would use out of `remainder`, or `None` if they are not there.
 fn take(remainder: &Resources, spec: &TaskSpec) -> Option<Resources> {
     let mut taken = Resources::new();
     // Reserved resources first: they are the role's own, and unreserved ones stay shareable.
     let mut candidates: Vec<Resource> = remainder.iter().collect();
     candidates.sort_by_key(|resource| !resource.is_reserved(None));
-    for (name, amount) in spec.scalar_demand() {
+    for (name, amount) in spec.scalar_demand_iter() {
         let mut needed = amount;
         for resource in candidates.iter().filter(|r| r.name == name) {
             let Some(Scalar { value: available }) = resource.scalar else {

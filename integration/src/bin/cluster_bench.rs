@@ -53,6 +53,10 @@ struct Args {
     /// `strata run` invocations in the latency phase.
     #[arg(long, default_value_t = 50)]
     runs: usize,
+    /// Folder under which the agents' work dirs are made (the system temp dir by default);
+    /// e.g. /dev/shm, to keep file system costs out of a profile.
+    #[arg(long)]
+    work_dir: Option<std::path::PathBuf>,
 }
 
 const TASK_CPUS: f64 = 0.01;
@@ -92,6 +96,15 @@ fn main() -> anyhow::Result<()> {
                 result.elapsed.as_secs_f64(),
                 result.process_cpu.as_secs_f64() * 1000.0 / args.tasks as f64,
                 result.children_cpu.as_secs_f64() * 1000.0 / args.tasks as f64,
+            );
+            let c = &result.master;
+            println!(
+                "  master: {} allocation runs, {} offers sent, {} accepted, {} declined, {} status updates",
+                c.allocation_runs,
+                c.offers_sent,
+                c.offers_accepted,
+                c.offers_declined,
+                c.valid_status_updates
             );
             sdk_rates.push((name, result.elapsed));
         }
@@ -192,7 +205,10 @@ impl Cluster {
         let mut agents = Vec::new();
         let mut work_dirs = Vec::new();
         for _ in 0..2 {
-            let work_dir = tempfile::tempdir()?;
+            let work_dir = match &args.work_dir {
+                Some(parent) => tempfile::tempdir_in(parent)?,
+                None => tempfile::tempdir()?,
+            };
             let mut options = AgentOptions::new(
                 "127.0.0.1:0".parse()?,
                 work_dir.path().to_path_buf(),
@@ -240,6 +256,8 @@ impl Cluster {
 
 struct Throughput {
     elapsed: Duration,
+    /// The master's counters after the run (a fresh master: they count this run only).
+    master: strata_master::state::MasterCounters,
     process_cpu: Duration,
     children_cpu: Duration,
 }
@@ -298,8 +316,16 @@ async fn throughput(cluster: &Cluster, tasks: usize) -> anyhow::Result<Throughpu
     let (process_after, children_after) = cpu_times();
     let _ = client.teardown().await;
     anyhow::ensure!(failed == 0, "{failed} of {tasks} tasks did not finish");
+    let master = cluster
+        .master
+        .actor
+        .send(strata_master::actor::Inspect(Box::new(|state, _| {
+            state.counters().clone()
+        })))
+        .await?;
     Ok(Throughput {
         elapsed,
+        master,
         process_cpu: process_after.saturating_sub(process_before),
         children_cpu: children_after.saturating_sub(children_before),
     })
