@@ -106,11 +106,12 @@ pub fn pack(offers: &[Offer], pending: &mut Vec<TaskSpec>) -> Plan {
         })
         .collect();
     let mut plan = Plan::new();
-    let mut unplaced = Vec::new();
-    for spec in pending.drain(..) {
+    // In place: the specs that fit nowhere (most of a long list) are only moved to close the
+    // gaps the others leave, not copied into a new list at every offer.
+    pending.retain(|spec| {
         if let Err(err) = spec.validate() {
-            plan.invalid.push((spec, err));
-            continue;
+            plan.invalid.push((spec.clone(), err));
+            return false;
         }
         let placed = offers
             .iter()
@@ -122,10 +123,10 @@ pub fn pack(offers: &[Offer], pending: &mut Vec<TaskSpec>) -> Plan {
                 {
                     return None;
                 }
-                if !may_fit(remainder, &spec) {
+                if !may_fit(remainder, spec) {
                     return None;
                 }
-                let taken = take(remainder, &spec)?;
+                let taken = take(remainder, spec)?;
                 *remainder -= &taken;
                 Some((offer, taken))
             });
@@ -134,12 +135,12 @@ pub fn pack(offers: &[Offer], pending: &mut Vec<TaskSpec>) -> Plan {
                 Ok(task) => {
                     plan.launch(offer, vec![task]);
                 }
-                Err(err) => plan.invalid.push((spec, err)),
+                Err(err) => plan.invalid.push((spec.clone(), err)),
             },
-            None => unplaced.push(spec),
+            None => return true,
         }
-    }
-    *pending = unplaced;
+        false
+    });
     plan
 }
 

@@ -3,8 +3,9 @@
 //!
 //! `cargo run --release -p strata-integration --bin cluster-bench` runs, in one process:
 //!
-//! 1. throughput: a master and two agents in this process (posix isolation; then cgroups too
-//!    with `--cgroups`), the release `strata` binary as command executor, and a
+//! 1. throughput: a master and two agents in this process, on one thread (each agent on a
+//!    thread of its own with `--agent-threads`) (posix isolation; then cgroups too with
+//!    `--cgroups`), the release `strata` binary as command executor, and a
 //!    non-checkpointing framework on the SDK that packs as many `/bin/true` tasks (0.01 cpus,
 //!    1 MiB) into each offer as fit, `--tasks` in all. Reported: tasks per second from the
 //!    first ACCEPT to the last TASK_FINISHED (acknowledged by the SDK as it is read), and CPU
@@ -57,6 +58,10 @@ struct Args {
     /// e.g. /dev/shm, to keep file system costs out of a profile.
     #[arg(long)]
     work_dir: Option<std::path::PathBuf>,
+    /// Runs each agent on a thread of its own (an actix arbiter), as separate agent processes
+    /// would run, instead of on the thread of the master and the framework.
+    #[arg(long)]
+    agent_threads: bool,
 }
 
 const TASK_CPUS: f64 = 0.01;
@@ -75,9 +80,16 @@ fn main() -> anyhow::Result<()> {
     let per_agent = concurrency_per_agent(&args.resources)?;
     let window = per_agent * 2;
     println!(
-        "cluster benchmark: 1 master + 2 agents in-process, {} tasks of /bin/true ({TASK_CPUS} cpus, \
+        "cluster benchmark: 1 master + 2 agents in-process{}, {} tasks of /bin/true ({TASK_CPUS} cpus, \
          {TASK_MEM_MB} MiB), agents of {} ({window} tasks at once), allocation interval {} ms",
-        args.tasks, args.resources, args.allocation_interval_ms
+        if args.agent_threads {
+            " (agents on threads of their own)"
+        } else {
+            ""
+        },
+        args.tasks,
+        args.resources,
+        args.allocation_interval_ms
     );
     actix_rt::System::new().block_on(async move {
         let mut phases = vec![("posix", Isolation::Posix)];
@@ -194,6 +206,8 @@ fn cpu_times() -> (Duration, Duration) {
 struct Cluster {
     master: MasterHandle,
     agents: Vec<AgentHandle>,
+    /// The agents' threads, with `--agent-threads`.
+    arbiters: Vec<actix_rt::ArbiterHandle>,
     _work_dirs: Vec<tempfile::TempDir>,
 }
 
@@ -203,6 +217,7 @@ impl Cluster {
         options.allocation_interval = Duration::from_millis(args.allocation_interval_ms);
         let master = strata_master::server::start(options).await?;
         let mut agents = Vec::new();
+        let mut arbiters = Vec::new();
         let mut work_dirs = Vec::new();
         for _ in 0..2 {
             let work_dir = match &args.work_dir {
@@ -219,7 +234,19 @@ impl Cluster {
             options.launcher = launcher.to_path_buf();
             options.hostname = "127.0.0.1".to_owned();
             options.fsync = false;
-            agents.push(start_agent(options).await);
+            if args.agent_threads {
+                let arbiter = actix_rt::Arbiter::new();
+                let (started, agent) = tokio::sync::oneshot::channel();
+                arbiter.spawn_fn(move || {
+                    actix_rt::spawn(async move {
+                        let _ = started.send(strata_agent::server::start(options).await);
+                    });
+                });
+                agents.push(agent.await.context("the agent's thread ended")??);
+                arbiters.push(arbiter.handle());
+            } else {
+                agents.push(start_agent(options).await);
+            }
             work_dirs.push(work_dir);
         }
         let started = now();
@@ -242,6 +269,7 @@ impl Cluster {
         Ok(Cluster {
             master,
             agents,
+            arbiters,
             _work_dirs: work_dirs,
         })
     }
@@ -249,6 +277,9 @@ impl Cluster {
     async fn stop(self) {
         for agent in self.agents {
             agent.stop_and_destroy().await;
+        }
+        for arbiter in self.arbiters {
+            arbiter.stop();
         }
         self.master.stop().await;
     }
