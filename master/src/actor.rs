@@ -133,7 +133,9 @@ impl MasterActor {
         self.publish_operator_events();
         let stalled = self.registry_stalled();
         let mut dropped = 0usize;
-        for effect in std::mem::take(&mut self.effects) {
+        // Drained rather than taken, so that the next step records into the same allocation.
+        let mut effects = std::mem::take(&mut self.effects);
+        for effect in effects.drain(..) {
             if stalled
                 && self.pending.len() >= PENDING_EFFECTS_MAX
                 && !matches!(effect, Effect::Registry(_))
@@ -143,6 +145,7 @@ impl MasterActor {
             }
             self.pending.push_back(effect);
         }
+        self.effects = effects;
         if dropped > 0 {
             tracing::error!(
                 dropped,

@@ -294,6 +294,56 @@ fn decline_with_refuse_zero_is_reoffered_at_the_next_allocation() {
 }
 
 #[test]
+fn a_zero_refusal_lasts_until_the_next_batch_allocation() {
+    let (mut h, _, framework_id, conn, offer) = offered();
+    decline(&mut h, &conn, &framework_id, &offer, 0.0);
+    // The run the decline asks for must not offer the same resources straight back, or a
+    // framework declining for 0 s trades offers and declines with the master without end.
+    h.tick();
+    assert!(
+        h.take_offers(&conn).is_empty(),
+        "re-offered in the run the decline triggered"
+    );
+    let again = h.offers_now(&conn);
+    assert_eq!(again.len(), 1, "back at the next batch allocation");
+    assert_eq!(resources_of(&again[0]), resources_of(&offer));
+}
+
+#[test]
+fn leftovers_refused_for_0_s_return_at_once_with_what_a_finished_task_frees() {
+    let (mut h, agent_id, framework_id, conn, offer) = offered();
+    h.accept(
+        &conn,
+        &framework_id,
+        &[&offer.id],
+        vec![task("t1", &agent_id, "cpus:2;mem:128")],
+        0.0,
+    );
+    h.take_agent_messages(&agent_pid(1));
+    h.tick();
+    assert!(
+        h.take_offers(&conn).is_empty(),
+        "the memory left over was offered straight back"
+    );
+    let task_id = TaskId::new("t1").unwrap();
+    h.agent_update(
+        &agent_pid(1),
+        &agent_id,
+        &framework_id,
+        &task_id,
+        TaskState::Finished,
+    );
+    // No time passes: the run the finished task asks for offers its CPUs with the leftovers.
+    h.tick();
+    let offers = h.take_offers(&conn);
+    assert_eq!(offers.len(), 1);
+    assert_eq!(
+        resources_of(&offers[0]),
+        Resources::parse(AGENT, "*").unwrap()
+    );
+}
+
+#[test]
 fn decline_for_an_hour_then_revive_offers_at_once() {
     let (mut h, _, framework_id, conn, offer) = offered();
     decline(&mut h, &conn, &framework_id, &offer, 3600.0);

@@ -106,11 +106,12 @@ pub fn pack(offers: &[Offer], pending: &mut Vec<TaskSpec>) -> Plan {
         })
         .collect();
     let mut plan = Plan::new();
-    let mut unplaced = Vec::new();
-    for spec in pending.drain(..) {
+    // In place: the specs that fit nowhere (most of a long list) are only moved to close the
+    // gaps the others leave, not copied into a new list at every offer.
+    pending.retain(|spec| {
         if let Err(err) = spec.validate() {
-            plan.invalid.push((spec, err));
-            continue;
+            plan.invalid.push((spec.clone(), err));
+            return false;
         }
         let placed = offers
             .iter()
@@ -122,7 +123,10 @@ pub fn pack(offers: &[Offer], pending: &mut Vec<TaskSpec>) -> Plan {
                 {
                     return None;
                 }
-                let taken = take(remainder, &spec)?;
+                if !may_fit(remainder, spec) {
+                    return None;
+                }
+                let taken = take(remainder, spec)?;
                 *remainder -= &taken;
                 Some((offer, taken))
             });
@@ -131,12 +135,12 @@ pub fn pack(offers: &[Offer], pending: &mut Vec<TaskSpec>) -> Plan {
                 Ok(task) => {
                     plan.launch(offer, vec![task]);
                 }
-                Err(err) => plan.invalid.push((spec, err)),
+                Err(err) => plan.invalid.push((spec.clone(), err)),
             },
-            None => unplaced.push(spec),
+            None => return true,
         }
-    }
-    *pending = unplaced;
+        false
+    });
     plan
 }
 
@@ -145,13 +149,24 @@ fn offer_role(offer: &Offer) -> Option<&str> {
     offer.allocation_info.as_ref()?.role.as_deref()
 }
 
+/// Returns false if `remainder` surely lacks a scalar `spec` needs: [`take`] never uses more
+/// of a resource than its total, so it would fail too. Most pending specs fit nowhere once
+/// the offers are full, and this answers for them without copying the remainder.
+fn may_fit(remainder: &Resources, spec: &TaskSpec) -> bool {
+    spec.scalar_demand_iter().all(|(name, amount)| {
+        let total = remainder.scalar(name).unwrap_or(0.0);
+        // Two epsilons of slack keep rounding in `take`'s sums from ever mattering.
+        total >= amount - 2.0 * EPSILON
+    })
+}
+
 /// Returns the resources `spec` would use out of `remainder`, or `None` if they are not there.
 fn take(remainder: &Resources, spec: &TaskSpec) -> Option<Resources> {
     let mut taken = Resources::new();
     // Reserved resources first: they are the role's own, and unreserved ones stay shareable.
     let mut candidates: Vec<Resource> = remainder.iter().collect();
     candidates.sort_by_key(|resource| !resource.is_reserved(None));
-    for (name, amount) in spec.scalar_demand() {
+    for (name, amount) in spec.scalar_demand_iter() {
         let mut needed = amount;
         for resource in candidates.iter().filter(|r| r.name == name) {
             let Some(Scalar { value: available }) = resource.scalar else {

@@ -3,11 +3,14 @@
 use std::time::Duration;
 
 use strata_protocol::Resources;
-use strata_protocol::ids::{AgentId, IdError, TaskId};
+use strata_protocol::ids::{AgentId, IdError, TaskId, validate_id};
 use strata_protocol::mesos::{
     Bytes, CommandInfo, ContainerInfo, ContainerType, DockerImage, DurationInfo, Environment,
     EnvironmentVariable, Image, ImageType, KillPolicy, Label, Labels, MesosInfo, TaskInfo,
 };
+
+/// What `TaskId::new` calls a task ID in its errors.
+const TASK_ID_KIND: &str = "task ID";
 
 /// Why a [`TaskSpec`] cannot become a task.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -196,25 +199,41 @@ impl TaskSpec {
 
     /// Returns the scalar resources the task asks for, by name, leaving out zero amounts.
     pub fn scalar_demand(&self) -> Vec<(String, f64)> {
+        self.scalar_demand_iter()
+            .map(|(name, amount)| (name.to_owned(), amount))
+            .collect()
+    }
+
+    /// Like [`TaskSpec::scalar_demand`], without copying names: packing asks for the demand
+    /// of every pending spec at every offer, so this stays off the allocator.
+    pub(crate) fn scalar_demand_iter(&self) -> impl Iterator<Item = (&str, f64)> {
         [
-            ("cpus".to_owned(), self.cpus),
-            ("mem".to_owned(), self.mem_mb),
-            ("disk".to_owned(), self.disk_mb),
+            ("cpus", self.cpus),
+            ("mem", self.mem_mb),
+            ("disk", self.disk_mb),
         ]
         .into_iter()
-        .chain(self.scalars.iter().cloned())
+        .chain(
+            self.scalars
+                .iter()
+                .map(|(name, amount)| (name.as_str(), *amount)),
+        )
         .filter(|(_, amount)| *amount != 0.0)
-        .collect()
     }
 
     /// Checks what can be checked before an offer is chosen: the ID, the amounts and the argv.
     pub fn validate(&self) -> Result<(), TaskSpecError> {
-        self.task_id()?;
-        for (resource, amount) in self.scalar_demand() {
+        // Checked in place: packing validates every pending spec at every offer, and building
+        // a `TaskId` would copy the ID each time.
+        validate_id(TASK_ID_KIND, &self.id).map_err(|source| TaskSpecError::Id {
+            id: self.id.clone(),
+            source,
+        })?;
+        for (resource, amount) in self.scalar_demand_iter() {
             if !amount.is_finite() || amount < 0.0 {
                 return Err(TaskSpecError::Amount {
                     id: self.id.clone(),
-                    resource,
+                    resource: resource.to_owned(),
                 });
             }
         }
@@ -355,5 +374,18 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(matches!(err, TaskSpecError::EmptyArgv { .. }));
+    }
+
+    #[test]
+    fn validate_refuses_an_id_exactly_as_task_id_does() {
+        for id in ["", ".", "..", "a/b", "a\\b", "a\nb", &"x".repeat(300)] {
+            let spec = TaskSpec::command("t", "true").id(id);
+            assert_eq!(
+                spec.validate().unwrap_err(),
+                spec.task_id().unwrap_err(),
+                "id {id:?}"
+            );
+        }
+        assert!(TaskSpec::command("t-1.ok_", "true").validate().is_ok());
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! `cargo run --release -p strata-integration --bin cluster-bench` runs, in one process:
 //!
-//! 1. throughput: a master and two agents in this process (posix isolation; then cgroups too
-//!    with `--cgroups`), the release `strata` binary as command executor, and a
+//! 1. throughput: a master and two agents in this process, on one thread (each agent on a
+//!    thread of its own with `--agent-threads`) (posix isolation; then cgroups too with
+//!    `--cgroups`), the release `strata` binary as command executor, and a
 //!    non-checkpointing framework on the SDK that packs as many `/bin/true` tasks (0.01 cpus,
 //!    1 MiB) into each offer as fit, `--tasks` in all. Reported: tasks per second from the
 //!    first ACCEPT to the last TASK_FINISHED (acknowledged by the SDK as it is read), and CPU
@@ -53,6 +54,14 @@ struct Args {
     /// `strata run` invocations in the latency phase.
     #[arg(long, default_value_t = 50)]
     runs: usize,
+    /// Folder under which the agents' work dirs are made (the system temp dir by default);
+    /// e.g. /dev/shm, to keep file system costs out of a profile.
+    #[arg(long)]
+    work_dir: Option<std::path::PathBuf>,
+    /// Runs each agent on a thread of its own (an actix arbiter), as separate agent processes
+    /// would run, instead of on the thread of the master and the framework.
+    #[arg(long)]
+    agent_threads: bool,
 }
 
 const TASK_CPUS: f64 = 0.01;
@@ -71,9 +80,16 @@ fn main() -> anyhow::Result<()> {
     let per_agent = concurrency_per_agent(&args.resources)?;
     let window = per_agent * 2;
     println!(
-        "cluster benchmark: 1 master + 2 agents in-process, {} tasks of /bin/true ({TASK_CPUS} cpus, \
+        "cluster benchmark: 1 master + 2 agents in-process{}, {} tasks of /bin/true ({TASK_CPUS} cpus, \
          {TASK_MEM_MB} MiB), agents of {} ({window} tasks at once), allocation interval {} ms",
-        args.tasks, args.resources, args.allocation_interval_ms
+        if args.agent_threads {
+            " (agents on threads of their own)"
+        } else {
+            ""
+        },
+        args.tasks,
+        args.resources,
+        args.allocation_interval_ms
     );
     actix_rt::System::new().block_on(async move {
         let mut phases = vec![("posix", Isolation::Posix)];
@@ -92,6 +108,15 @@ fn main() -> anyhow::Result<()> {
                 result.elapsed.as_secs_f64(),
                 result.process_cpu.as_secs_f64() * 1000.0 / args.tasks as f64,
                 result.children_cpu.as_secs_f64() * 1000.0 / args.tasks as f64,
+            );
+            let c = &result.master;
+            println!(
+                "  master: {} allocation runs, {} offers sent, {} accepted, {} declined, {} status updates",
+                c.allocation_runs,
+                c.offers_sent,
+                c.offers_accepted,
+                c.offers_declined,
+                c.valid_status_updates
             );
             sdk_rates.push((name, result.elapsed));
         }
@@ -181,6 +206,8 @@ fn cpu_times() -> (Duration, Duration) {
 struct Cluster {
     master: MasterHandle,
     agents: Vec<AgentHandle>,
+    /// The agents' threads, with `--agent-threads`.
+    arbiters: Vec<actix_rt::ArbiterHandle>,
     _work_dirs: Vec<tempfile::TempDir>,
 }
 
@@ -190,9 +217,13 @@ impl Cluster {
         options.allocation_interval = Duration::from_millis(args.allocation_interval_ms);
         let master = strata_master::server::start(options).await?;
         let mut agents = Vec::new();
+        let mut arbiters = Vec::new();
         let mut work_dirs = Vec::new();
         for _ in 0..2 {
-            let work_dir = tempfile::tempdir()?;
+            let work_dir = match &args.work_dir {
+                Some(parent) => tempfile::tempdir_in(parent)?,
+                None => tempfile::tempdir()?,
+            };
             let mut options = AgentOptions::new(
                 "127.0.0.1:0".parse()?,
                 work_dir.path().to_path_buf(),
@@ -203,7 +234,19 @@ impl Cluster {
             options.launcher = launcher.to_path_buf();
             options.hostname = "127.0.0.1".to_owned();
             options.fsync = false;
-            agents.push(start_agent(options).await);
+            if args.agent_threads {
+                let arbiter = actix_rt::Arbiter::new();
+                let (started, agent) = tokio::sync::oneshot::channel();
+                arbiter.spawn_fn(move || {
+                    actix_rt::spawn(async move {
+                        let _ = started.send(strata_agent::server::start(options).await);
+                    });
+                });
+                agents.push(agent.await.context("the agent's thread ended")??);
+                arbiters.push(arbiter.handle());
+            } else {
+                agents.push(start_agent(options).await);
+            }
             work_dirs.push(work_dir);
         }
         let started = now();
@@ -226,6 +269,7 @@ impl Cluster {
         Ok(Cluster {
             master,
             agents,
+            arbiters,
             _work_dirs: work_dirs,
         })
     }
@@ -234,12 +278,17 @@ impl Cluster {
         for agent in self.agents {
             agent.stop_and_destroy().await;
         }
+        for arbiter in self.arbiters {
+            arbiter.stop();
+        }
         self.master.stop().await;
     }
 }
 
 struct Throughput {
     elapsed: Duration,
+    /// The master's counters after the run (a fresh master: they count this run only).
+    master: strata_master::state::MasterCounters,
     process_cpu: Duration,
     children_cpu: Duration,
 }
@@ -298,8 +347,16 @@ async fn throughput(cluster: &Cluster, tasks: usize) -> anyhow::Result<Throughpu
     let (process_after, children_after) = cpu_times();
     let _ = client.teardown().await;
     anyhow::ensure!(failed == 0, "{failed} of {tasks} tasks did not finish");
+    let master = cluster
+        .master
+        .actor
+        .send(strata_master::actor::Inspect(Box::new(|state, _| {
+            state.counters().clone()
+        })))
+        .await?;
     Ok(Throughput {
         elapsed,
+        master,
         process_cpu: process_after.saturating_sub(process_before),
         children_cpu: children_after.saturating_sub(children_before),
     })

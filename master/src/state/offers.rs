@@ -82,7 +82,7 @@ impl MasterState {
     }
 
     /// Gives resources a framework held back to the allocator, optionally refusing them to it
-    /// for a while.
+    /// for a while: a refusal lasts at least until the next batch allocation run.
     pub(super) fn recover_resources(
         &mut self,
         now: Now,
@@ -91,6 +91,12 @@ impl MasterState {
         resources: &Resources,
         refuse: Option<Duration>,
     ) {
+        // The run this recovery asks for would otherwise offer refused resources straight
+        // back: a framework that declines for 0 s (to see its leftovers at the next
+        // allocation) would trade offers and declines with the master as fast as they travel
+        // while its agents are full. Mesos stretches filters to an allocation interval for the
+        // same reason (MESOS-4302); offers that hold more than was refused still go out at once.
+        let refuse = refuse.map(|refuse| refuse.max(self.next_allocation.saturating_sub(now.mono)));
         if let Err(err) =
             self.allocator
                 .recover_resources(framework_id, agent_id, resources, refuse, now.mono)

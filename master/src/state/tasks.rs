@@ -40,6 +40,10 @@ impl MasterState {
 
     /// Tells operators about an update the master generated itself.
     pub(super) fn emit_master_update(&mut self, framework_id: &FrameworkId, event: &Event) {
+        // Checked first: the status is copied only for operator streams that will read it.
+        if !self.operator_events_enabled {
+            return;
+        }
         if let Event::Update(update) = event {
             self.emit(OperatorEvent::TaskUpdated {
                 framework_id: framework_id.clone(),
@@ -125,8 +129,9 @@ impl MasterState {
             self.recover_used(now, &framework_id, &agent_id, &resources);
         }
         self.counters.valid_status_updates += 1;
-        if changed {
-            // Retries of an update the master already has change nothing, and say nothing.
+        // Retries of an update the master already has change nothing, and say nothing; and the
+        // status is copied only for operator streams that will read it.
+        if changed && self.operator_events_enabled {
             let event = OperatorEvent::TaskUpdated {
                 framework_id: framework_id.clone(),
                 status: status.clone(),
