@@ -261,7 +261,26 @@ impl Fs {
         if let Some(parent) = dir.parent() {
             fs.sync_dir(parent)?;
         }
-        fs::remove_dir_all(&target).map_err(|err| io_error("remove", &target, err))
+        // The rename was the removal; deleting what is in the trash is cleanup, which can take
+        // seconds for a framework that ran thousands of executors. It happens on a thread of
+        // its own so that the writes and sends queued behind the removal do not wait for it;
+        // whatever a crash leaves there, the next start deletes.
+        let delete = {
+            let target = target.clone();
+            move || {
+                if let Err(error) = fs::remove_dir_all(&target) {
+                    tracing::warn!(path = %target.display(), %error, "cannot empty the checkpoint trash");
+                }
+            }
+        };
+        if let Err(error) = std::thread::Builder::new()
+            .name("checkpoint-trash".to_owned())
+            .spawn(delete)
+        {
+            tracing::debug!(%error, "no thread to empty the trash; removing in place");
+            fs::remove_dir_all(&target).map_err(|err| io_error("remove", &target, err))?;
+        }
+        Ok(())
     }
 
     /// Removes `path` if it exists, durably.

@@ -198,8 +198,10 @@ impl CheckpointStore {
         store.fs.create_dirs(&store.meta)?;
         // Trees moved to the trash by a run that crashed before deleting them.
         let trash = store.meta.join(TRASH);
-        if trash.exists() {
-            std::fs::remove_dir_all(&trash).map_err(|err| io_error("remove", &trash, err))?;
+        match std::fs::remove_dir_all(&trash) {
+            // Gone already, or emptied meanwhile by the deleting thread of an earlier store.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            result => result.map_err(|err| io_error("remove", &trash, err))?,
         }
         Ok(store)
     }
