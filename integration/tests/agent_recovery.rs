@@ -1,6 +1,7 @@
 //! `kill -9` of a real `strata agent` process (tasks in cgroups) and a restart on the same work
-//! dir and port: executors that kept running reconnect, an update made while the agent was down is delivered,
-//! a task whose executor died meanwhile is reported lost, and a later KILL still works
+//! dir and port: executors that kept running reconnect, an update made while the agent was down
+//! is delivered, a task whose executor died meanwhile is reported lost, and a later KILL still
+//! works
 //! (Mesos's SlaveRecoveryTest scenarios).
 
 use std::path::{Path, PathBuf};

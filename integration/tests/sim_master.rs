@@ -4,8 +4,8 @@
 //!
 //! - `SEED=<n> cargo test -p strata-integration --test sim_master` replays one seed (every test
 //!   here then runs only that seed).
-//! - `SIM_SEEDS=<count>` runs more seeds (default 100 per test), `SIM_STEPS=<n>` longer chaos phases
-//!   (default 400 steps), `SIM_TRACE=<lines>` a longer trace in failure reports, and
+//! - `SIM_SEEDS=<count>` runs more seeds (default 100 per test), `SIM_STEPS=<n>` longer chaos
+//!   phases (default 400 steps), `SIM_TRACE=<lines>` a longer trace in failure reports, and
 //!   `SIM_KEEP_GOING=1` runs every seed and then lists all the failing ones.
 
 use strata_integration::sim::{self, SimConfig, SimFailure, SimReport};

@@ -2,9 +2,9 @@
 //!
 //! Every ID travels as `{"value": "..."}`, the Mesos v1 JSON form. IDs are validated when they are
 //! built and when they are decoded, with the rules Mesos applies (`common/validation.cpp`): not
-//! empty, at most 255 bytes, no `/`, `\` or control characters, and not `.` or `..`. The rules exist
-//! because IDs become path components of sandboxes and checkpoints; an ID that passed validation
-//! can be joined onto a path without escaping it.
+//! empty, at most 255 bytes, no `/`, `\` or control characters, and not `.` or `..`. The rules
+//! exist because IDs become path components of sandboxes and checkpoints; an ID that passed
+//! validation can be joined onto a path without escaping it.
 
 use std::fmt;
 use std::str::FromStr;

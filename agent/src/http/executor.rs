@@ -4,8 +4,8 @@
 //! SUBSCRIBE answers 200 with a chunked stream of RecordIO-framed JSON events: SUBSCRIBED first,
 //! then LAUNCH, KILL, ACKNOWLEDGED, MESSAGE, SHUTDOWN as the agent decides, and a HEARTBEAT
 //! after every [`HEARTBEAT_INTERVAL`] without events, so that proxies keep the connection open
-//! and the executor can tell a silent agent from a dead one. UPDATE, MESSAGE and HEARTBEAT answer 202 Accepted: the
-//! agent's answer (ACKNOWLEDGED) comes on the event stream.
+//! and the executor can tell a silent agent from a dead one. UPDATE, MESSAGE and HEARTBEAT
+//! answer 202 Accepted: the agent's answer (ACKNOWLEDGED) comes on the event stream.
 //!
 //! As in Mesos: a body that is not a valid call, or names an unknown framework or executor,
 //! answers 400 with the reason; a call other than SUBSCRIBE from an executor that has not

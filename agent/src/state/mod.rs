@@ -175,7 +175,7 @@ pub struct LaunchContainer {
     pub command_executor: bool,
     /// A command task the agent executes itself: this command (the task's) is the container's
     /// leader, with no executor process between the agent and the task. Set for the command
-    /// tasks of frameworks that do not checkpoint (see [`Executor`]'s `in_agent`).
+    /// tasks of frameworks that do not checkpoint (see `Executor::in_agent`).
     pub task_command: Option<strata_protocol::mesos::CommandInfo>,
     /// The container's limits: the executor's and its tasks' resources.
     pub resources: Resources,
