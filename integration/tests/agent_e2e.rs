@@ -2,6 +2,7 @@
 //! `strata executor` binary in a container, status updates back to the framework.
 
 use std::path::Path;
+use std::time::Duration;
 
 use strata_agent::server::Isolation;
 use strata_integration::cluster::{
@@ -258,6 +259,61 @@ async fn the_pids_limit_is_set_on_the_task_cgroup() {
     let run = latest_run(work_dir.path(), &framework_id, "pids");
     let stdout = std::fs::read_to_string(run.join("stdout")).unwrap();
     assert_eq!(stdout.trim(), "77");
+    agent.stop_and_destroy().await;
+    master.stop().await;
+}
+
+/// A finished run of a checkpointing framework leaves neither its sandbox nor its checkpointed
+/// run behind once the GC delay is up, while the framework stays on the agent: its `meta/`
+/// does not grow with every task it ever ran.
+#[actix_rt::test]
+async fn a_finished_runs_sandbox_and_checkpoint_are_collected_together() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let master = start_master().await;
+    let mut options = agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Posix,
+    );
+    options.gc.gc_delay = Duration::from_secs(2);
+    let agent = start_agent(options).await;
+    let mut scheduler = TestScheduler::start(&master);
+    let framework_id = scheduler
+        .subscribe(serde_json::json!({"user": "root", "name": "gc", "checkpoint": true}))
+        .await;
+    let offer = scheduler.next_offer().await;
+    let agent_id = offer.agent_id.clone();
+    scheduler.launch(
+        &offer,
+        vec![command_task("done", &agent_id, "cpus:0.5;mem:64", "true")],
+    );
+    let task_id = TaskId::new("done").unwrap();
+    scheduler
+        .wait_for_state(&task_id, TaskState::Finished)
+        .await;
+    let sandbox = latest_run(work_dir.path(), &framework_id, "done");
+    let meta_runs = work_dir
+        .path()
+        .join("meta/agents")
+        .join(agent_id.as_str())
+        .join("frameworks")
+        .join(framework_id.as_str())
+        .join("executors/done/runs");
+    let runs =
+        |dir: &Path| -> usize { std::fs::read_dir(dir).map_or(0, |entries| entries.count()) };
+    assert_eq!(runs(&meta_runs), 1, "the run is checkpointed");
+    assert!(sandbox.is_dir());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sandbox.exists() || runs(&meta_runs) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sandbox left: {}, checkpointed runs left: {}",
+            sandbox.exists(),
+            runs(&meta_runs)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     agent.stop_and_destroy().await;
     master.stop().await;
 }

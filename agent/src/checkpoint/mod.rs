@@ -260,7 +260,8 @@ impl CheckpointStore {
         Ok(self.framework_dir(agent, fw)?.join(EXECUTORS).join(name))
     }
 
-    fn run_dir(
+    /// The directory of one executor run's checkpoint (its run record and its tasks).
+    pub fn run_dir(
         &self,
         agent: &AgentId,
         fw: &FrameworkId,

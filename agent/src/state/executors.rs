@@ -977,6 +977,7 @@ impl AgentState {
             framework_id: framework_id.clone(),
             executor_id: executor_id.clone(),
             container_id: executor.container_id.clone(),
+            checkpointed: executor.checkpoint,
         });
         framework.completed_executors.push_back(executor);
         while framework.completed_executors.len() > max_executors {
