@@ -491,14 +491,10 @@ async fn terminated(
 }
 
 /// Returns a future that resolves with the exit status of our child behind `pidfd`, reaping it.
-#[allow(unsafe_code)]
 fn child_exit(
     pidfd: OwnedFd,
 ) -> std::io::Result<impl Future<Output = Option<ExitStatus>> + Send + 'static> {
-    // SAFETY: as in `pidfd_exit`: the `AsyncFd` owns the descriptor for as long as it is
-    // registered.
-    let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-        .map_err(std::io::Error::from)?;
+    let pidfd = watch_pidfd(pidfd)?;
     Ok(async move {
         // A pidfd becomes readable when its process exits.
         let _ = pidfd.readable().await;
@@ -518,21 +514,28 @@ fn child_exit(
 }
 
 /// Returns a future that resolves when `pid`, which need not be our child, exits.
-#[allow(unsafe_code)]
 fn pidfd_exit(
     pid: Pid,
 ) -> std::io::Result<impl Future<Output = Option<ExitStatus>> + Send + 'static> {
-    let pidfd: OwnedFd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
-    // SAFETY: `register` needs the descriptor to stay open and the same while registered; an
-    // `OwnedFd` owned by the `AsyncFd` is closed only when the `AsyncFd` drops, and its
-    // `as_raw_fd` never changes.
-    let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-        .map_err(std::io::Error::from)?;
+    let pidfd = watch_pidfd(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)?;
     Ok(async move {
         // A pidfd becomes readable when its process exits; an error means the same for us.
         let _ = pidfd.readable().await;
         None
     })
+}
+
+/// Registers a pidfd with the runtime's reactor, which then reports its process's exit.
+#[allow(unsafe_code)]
+fn watch_pidfd(pidfd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: `register` needs the descriptor to stay open and the same while registered; an
+    // `OwnedFd` owned by the `AsyncFd` is closed only when the `AsyncFd` drops, and its
+    // `as_raw_fd` never changes.
+    unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(std::io::Error::from)
 }
 
 pub(crate) fn pid_from_raw(pid: u32) -> Result<Pid, ContainerizerError> {
