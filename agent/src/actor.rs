@@ -95,9 +95,10 @@ pub struct AgentActor {
     master: Option<Pid>,
     /// Containers recovered from the previous run, to watch from the start.
     recovered: Vec<ContainerId>,
-    /// Containers being launched off the actor's thread; see [`AgentActor::launch`].
-    launching: BTreeMap<ContainerId, Launching>,
-    /// How many of those launches are still running on a blocking thread.
+    /// Containers being launched off the actor's thread, with the shortest grace period of a
+    /// destroy that came before the launch finished; see [`AgentActor::launch`].
+    launching: BTreeMap<ContainerId, Option<Duration>>,
+    /// The launches still running on a blocking thread.
     launches_running: Arc<LaunchesRunning>,
     effects: Vec<Effect>,
 }
@@ -108,9 +109,20 @@ pub struct AgentActor {
 struct LaunchesRunning {
     count: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
+    /// Set when the agent stops for good: a launch that has not started yet does not start.
+    cancelled: std::sync::atomic::AtomicBool,
 }
 
 impl LaunchesRunning {
+    fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Counts a launch until the returned guard drops (a panicking launch included).
     fn start(self: &Arc<Self>) -> LaunchGuard {
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -144,14 +156,6 @@ impl Drop for LaunchGuard {
             self.0.idle.notify_waiters();
         }
     }
-}
-
-/// A launch in progress, and what was asked of its container meanwhile.
-struct Launching {
-    /// A destroy that came before the launch finished, with the shortest grace period asked.
-    destroy: Option<Duration>,
-    /// Set when the agent shuts down: a launch that has not started yet does not start.
-    cancelled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AgentActor {
@@ -251,13 +255,10 @@ impl AgentActor {
                 container_id,
                 grace_period,
             } => {
-                if let Some(launching) = self.launching.get_mut(&container_id) {
+                if let Some(destroy) = self.launching.get_mut(&container_id) {
                     // Destroyed as soon as it is launched; the containerizer does not know it
                     // yet.
-                    let grace = launching
-                        .destroy
-                        .map_or(grace_period, |g| g.min(grace_period));
-                    launching.destroy = Some(grace);
+                    *destroy = Some(destroy.map_or(grace_period, |g| g.min(grace_period)));
                     return;
                 }
                 // The exit is reported by the wait started at launch.
@@ -315,11 +316,7 @@ impl AgentActor {
             }
             Effect::Shutdown { message } => {
                 tracing::warn!(%message, "shutting down");
-                for launching in self.launching.values() {
-                    launching
-                        .cancelled
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                }
+                self.launches_running.cancel();
                 for container_id in self.rt.containerizer.containers() {
                     let destroy = self.rt.containerizer.destroy(&container_id, Duration::ZERO);
                     actix::spawn(async move {
@@ -342,7 +339,7 @@ impl AgentActor {
     /// Making a sandbox, a container's cgroups and its leader process is mostly waiting on the
     /// kernel (directory inodes, cgroup locks, the vfork of the leader), so launches run on
     /// tokio's blocking threads while the actor goes on with messages and other launches. A
-    /// destroy that comes meanwhile waits in [`Launching`] until the launch is done. An
+    /// destroy that comes meanwhile waits in `launching` until the launch is done. An
     /// executor that may outlive this agent (its framework checkpoints) starts only once what
     /// was checkpointed before its launch is durable, so that a restarted agent knows its run.
     fn launch(&mut self, launch: LaunchContainer, ctx: &mut Context<Self>) {
@@ -358,14 +355,7 @@ impl AgentActor {
                 return;
             }
         };
-        let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        self.launching.insert(
-            container_id.clone(),
-            Launching {
-                destroy: None,
-                cancelled: Arc::clone(&cancelled),
-            },
-        );
+        self.launching.insert(container_id.clone(), None);
         let durable = (launch.checkpoint && self.rt.writer.busy()).then(|| {
             let (done, durable) = tokio::sync::oneshot::channel();
             self.rt.writer.then(Box::new(move || {
@@ -382,8 +372,7 @@ impl AgentActor {
                 let _ = durable.await;
             }
             tokio::task::spawn_blocking(move || {
-                let _running = running;
-                if cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                if running.0.cancelled() {
                     return Err("the agent is shutting down".to_owned());
                 }
                 job.run(&sandbox, containerizer.as_ref())
@@ -403,10 +392,7 @@ impl AgentActor {
         result: Result<u32, String>,
         ctx: &mut Context<Self>,
     ) {
-        let destroy = self
-            .launching
-            .remove(&container_id)
-            .and_then(|launching| launching.destroy);
+        let destroy = self.launching.remove(&container_id).flatten();
         match result {
             Ok(pid) => {
                 self.watch(container_id.clone(), ctx);
@@ -763,11 +749,7 @@ impl Handler<DestroyAll> for AgentActor {
     fn handle(&mut self, _: DestroyAll, _: &mut Context<Self>) -> Self::Result {
         // Launches not yet started do not start; those under way finish first, so that what
         // they start is destroyed too.
-        for launching in self.launching.values() {
-            launching
-                .cancelled
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-        }
+        self.launches_running.cancel();
         let running = Arc::clone(&self.launches_running);
         let containerizer = Arc::clone(&self.rt.containerizer);
         Box::pin(async move {
