@@ -136,8 +136,10 @@ impl Files {
         virtual_path: &str,
         real_dir: impl Into<PathBuf>,
     ) -> Result<(), AttachError> {
-        let key = Self::key(virtual_path)
-            .ok_or_else(|| AttachError::InvalidVirtualPath(virtual_path.to_owned()))?;
+        // A bad virtual path is refused before the file system is touched.
+        if Self::key(virtual_path).is_none() {
+            return Err(AttachError::InvalidVirtualPath(virtual_path.to_owned()));
+        }
         let real_dir = real_dir.into();
         let canonical = real_dir
             .canonicalize()
@@ -148,9 +150,7 @@ impl Files {
         if !canonical.is_dir() {
             return Err(AttachError::NotADirectory(real_dir));
         }
-        tracing::debug!(virtual_path = %key, real_dir = %canonical.display(), "attached directory");
-        self.write().insert(key, canonical);
-        Ok(())
+        self.attach_canonical(virtual_path, canonical)
     }
 
     /// Serves `canonical_dir` under `virtual_path` as [`Self::attach`] does, for a directory the
