@@ -32,7 +32,7 @@ use actix::Actor;
 use anyhow::Context as _;
 use clap::Parser;
 use strata_agent::server::{AgentOptions, Isolation};
-use strata_integration::cluster::{Forward, strata_binary_release};
+use strata_integration::cluster::{Forward, cpu_times, strata_binary_release};
 use strata_protocol::internal::{self, Message};
 use strata_protocol::mesos::{CommandInfo, FrameworkInfo, TaskInfo};
 use strata_protocol::{AgentId, Body, Envelope, Epoch, FrameworkId, PeerRole, Resources, TaskId};
@@ -156,26 +156,6 @@ async fn baseline(tasks: usize, window: usize) -> anyhow::Result<Duration> {
 #[allow(clippy::disallowed_methods)] // A benchmark measures wall time.
 fn now() -> Instant {
     Instant::now()
-}
-
-/// CPU time (user + system) so far of this process, where the agent runs, and of its reaped
-/// descendants (the tasks and executors the agent started and waited for).
-fn cpu_times() -> (Duration, Duration) {
-    // /proc/self/stat after the command name: state is the first field, utime the 12th, stime
-    // the 13th, cutime the 14th and cstime the 15th, in clock ticks.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks =
-        |index: usize| -> u64 { fields.get(index).and_then(|f| f.parse().ok()).unwrap_or(0) };
-    let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
-    let seconds = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_second);
-    (
-        seconds(ticks(11) + ticks(12)),
-        seconds(ticks(13) + ticks(14)),
-    )
 }
 
 /// What every agent phase shares.

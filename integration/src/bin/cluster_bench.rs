@@ -29,7 +29,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use strata_agent::server::{AgentHandle, AgentOptions, Isolation};
 use strata_framework_sdk::scheduler::{Event, Framework, TaskSpec};
-use strata_integration::cluster::{start_agent, strata_binary_release};
+use strata_integration::cluster::{cpu_times, start_agent, strata_binary_release};
 use strata_master::server::{MasterHandle, MasterOptions};
 use strata_protocol::Resources;
 use strata_protocol::mesos::TaskState;
@@ -182,25 +182,6 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 #[allow(clippy::disallowed_methods)] // A benchmark measures wall time.
 fn now() -> Instant {
     Instant::now()
-}
-
-/// CPU time (user + system) of this process, and of its descendants that were waited for.
-fn cpu_times() -> (Duration, Duration) {
-    // /proc/self/stat after the command name: state is field 0, utime 11, stime 12, cutime 13
-    // and cstime 14, in clock ticks.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks =
-        |index: usize| -> u64 { fields.get(index).and_then(|f| f.parse().ok()).unwrap_or(0) };
-    let per_second = rustix::param::clock_ticks_per_second() as f64;
-    let seconds = |t: u64| Duration::from_secs_f64(t as f64 / per_second);
-    (
-        seconds(ticks(11) + ticks(12)),
-        seconds(ticks(13) + ticks(14)),
-    )
 }
 
 struct Cluster {
