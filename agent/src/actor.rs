@@ -316,13 +316,7 @@ impl AgentActor {
             }
             Effect::Shutdown { message } => {
                 tracing::warn!(%message, "shutting down");
-                self.launches_running.cancel();
-                for container_id in self.rt.containerizer.containers() {
-                    let destroy = self.rt.containerizer.destroy(&container_id, Duration::ZERO);
-                    actix::spawn(async move {
-                        let _ = destroy.await;
-                    });
-                }
+                actix::spawn(self.destroy_everything());
                 self.rt.writer.flush();
                 if let Err(error) = self.rt.store.wipe_agent() {
                     tracing::error!(%error, "cannot forget the agent's checkpoint");
@@ -413,6 +407,26 @@ impl AgentActor {
                     },
                     ctx,
                 );
+            }
+        }
+    }
+
+    /// Stops for good what this agent runs: launches not yet started do not start, those under
+    /// way finish first (so that what they start goes too), then every container is destroyed
+    /// at once.
+    fn destroy_everything(&self) -> impl std::future::Future<Output = ()> + 'static {
+        self.launches_running.cancel();
+        let running = Arc::clone(&self.launches_running);
+        let containerizer = Arc::clone(&self.rt.containerizer);
+        async move {
+            running.wait_idle().await;
+            let destroys: Vec<_> = containerizer
+                .containers()
+                .into_iter()
+                .map(|container_id| containerizer.destroy(&container_id, Duration::ZERO))
+                .collect();
+            for destroy in destroys {
+                let _ = destroy.await;
             }
         }
     }
@@ -747,23 +761,10 @@ impl Handler<DestroyAll> for AgentActor {
     type Result = actix::ResponseFuture<()>;
 
     fn handle(&mut self, _: DestroyAll, _: &mut Context<Self>) -> Self::Result {
-        // Launches not yet started do not start; those under way finish first, so that what
-        // they start is destroyed too.
-        self.launches_running.cancel();
-        let running = Arc::clone(&self.launches_running);
+        let destroy = self.destroy_everything();
         let containerizer = Arc::clone(&self.rt.containerizer);
         Box::pin(async move {
-            running.wait_idle().await;
-            let destroys: Vec<_> = containerizer
-                .containers()
-                .into_iter()
-                .map(|container_id: ContainerId| {
-                    containerizer.destroy(&container_id, Duration::ZERO)
-                })
-                .collect();
-            for destroy in destroys {
-                let _ = destroy.await;
-            }
+            destroy.await;
             if let Err(error) = containerizer.release_instance() {
                 tracing::warn!(%error, "cannot remove the agent's cgroups");
             }

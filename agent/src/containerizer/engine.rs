@@ -1,7 +1,7 @@
 //! What both containerizers share: spawning the leader, reaping it, destroying and forgetting
 //! containers. What differs between them (cgroups, or nothing) is an [`Isolation`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -95,6 +95,8 @@ pub(crate) struct IsolationRecovery<H> {
 pub(crate) struct Engine<I: Isolation> {
     pub isolation: I,
     containers: Mutex<HashMap<ContainerId, Entry<I::Handle>>>,
+    /// IDs of containers being launched, not yet in `containers`.
+    starting: Mutex<HashSet<ContainerId>>,
 }
 
 struct Entry<H> {
@@ -111,6 +113,7 @@ impl<I: Isolation> Engine<I> {
         Arc::new(Self {
             isolation,
             containers: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashSet::new()),
         })
     }
 
@@ -120,6 +123,11 @@ impl<I: Isolation> Engine<I> {
         self.containers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn starting(&self) -> MutexGuard<'_, HashSet<ContainerId>> {
+        // Each update is one insert or remove, as for `containers`.
+        self.starting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn container_ids(&self) -> Vec<ContainerId> {
@@ -144,23 +152,47 @@ impl<I: Isolation> Engine<I> {
             CommandLine::Exec { program, argv } => (program.clone(), argv.clone()),
         };
 
-        // The lock is held from the check to the insert so that two launches of one ID cannot
-        // both pass the check; launching takes well under a millisecond.
-        let mut containers = self.containers();
-        if containers.contains_key(&container_id) {
-            return Err(ContainerizerError::AlreadyExists(container_id));
+        // The ID is claimed under the lock, and the lock released for the slow part (cgroups,
+        // the clone, which can wait on kernel locks for milliseconds), so that the agent asking
+        // about other containers meanwhile does not wait for this launch.
+        {
+            let containers = self.containers();
+            if containers.contains_key(&container_id)
+                || !self.starting().insert(container_id.clone())
+            {
+                return Err(ContainerizerError::AlreadyExists(container_id));
+            }
         }
+        let command = LeaderCommand {
+            program,
+            argv,
+            stdout,
+            stderr,
+            user,
+        };
+        let result = self.start(container_id.clone(), &spec, command);
+        self.starting().remove(&container_id);
+        result
+    }
+
+    /// The part of [`Self::launch`] after the container's ID is claimed.
+    fn start(
+        self: &Arc<Self>,
+        container_id: ContainerId,
+        spec: &LaunchSpec,
+        command: LeaderCommand,
+    ) -> Result<Launched, ContainerizerError> {
         let handle = self.isolation.prepare(&container_id, &spec.limits)?;
         let attach_files = self.isolation.attach_files(&handle);
         let spawned = spawn::spawn(SpawnSpec {
-            program: &program,
-            argv: &argv,
+            program: &command.program,
+            argv: &command.argv,
             env: &spec.env,
             working_dir: &spec.working_dir,
-            stdout,
-            stderr,
+            stdout: command.stdout,
+            stderr: command.stderr,
             attach_files: &attach_files,
-            user: user.as_ref(),
+            user: command.user.as_ref(),
         });
         let Spawned { pid: leader, pidfd } = match spawned {
             Ok(spawned) => spawned,
@@ -180,7 +212,7 @@ impl<I: Isolation> Engine<I> {
             container_id: container_id.clone(),
             source,
         })?;
-        self.watch(&mut containers, container_id, leader, handle, exit);
+        self.watch(&mut self.containers(), container_id, leader, handle, exit);
         Ok(Launched { pid })
     }
 
@@ -561,6 +593,15 @@ fn open_output(path: &Path) -> Result<File, ContainerizerError> {
         .append(true)
         .open(path)
         .map_err(|source| ContainerizerError::io("open", path, source))
+}
+
+/// What [`Engine::launch`] resolves and opens for a leader before it claims the container's ID.
+struct LeaderCommand {
+    program: String,
+    argv: Vec<String>,
+    stdout: File,
+    stderr: File,
+    user: Option<SpawnUser>,
 }
 
 /// Looks up the user a container runs as before the clone, so that the child only makes system
