@@ -55,7 +55,7 @@ fn main() {
     let cgroups = CgroupsContainerizer::new(CgroupsConfig {
         root: PathBuf::from("strata-bench"),
         agent_instance: format!("bench-{}", std::process::id()),
-        cfs_quota: true,
+        ..CgroupsConfig::default()
     });
     let cgroup_limits = Limits {
         cpus: Some(0.1),

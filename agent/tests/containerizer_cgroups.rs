@@ -32,10 +32,9 @@ impl TestCgroups {
 
 impl Drop for TestCgroups {
     fn drop(&mut self) {
-        // Best effort: the instance directories are empty once every container is gone.
-        for dir in self.containerizer.instance_paths() {
-            let _ = std::fs::remove_dir(dir);
-        }
+        // Best effort: with every container gone, this removes the idle cgroups and the
+        // instance's own.
+        let _ = self.containerizer.release_instance();
     }
 }
 
@@ -50,8 +49,28 @@ fn config(test: &str) -> CgroupsConfig {
     CgroupsConfig {
         root: PathBuf::from("strata-test"),
         agent_instance: format!("{test}-{}", std::process::id()),
-        cfs_quota: true,
+        ..CgroupsConfig::default()
     }
+}
+
+/// The cgroups under `instance`, by name.
+fn cgroups_under(instance: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(instance)
+        .expect("instance dir")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The idle cgroups under the instance's directory in the hierarchy whose cgroups have `file`.
+fn idle_in(cgroups: &CgroupsContainerizer, file: &str) -> Vec<String> {
+    cgroups_under(&dir_with(&cgroups.instance_paths(), file))
+        .into_iter()
+        .filter(|name| name.starts_with(".idle-"))
+        .collect()
 }
 
 fn read(dir: &Path, file: &str) -> String {
@@ -207,6 +226,11 @@ async fn exceeding_the_memory_limit_is_reported_as_a_memory_limitation() {
     for dir in cgroups.cgroup_paths(&id) {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
+    // Its OOM kill count cannot be reset, so no later container may get the cgroup.
+    assert_eq!(
+        idle_in(&cgroups, "memory.limit_in_bytes"),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
@@ -341,18 +365,23 @@ async fn many_containers_at_once_each_get_and_release_their_cgroup() {
         assert_eq!(termination.status, Some(ExitStatus::Exited(idx as i32 % 7)));
     }
     assert!(cgroups.containers().is_empty());
-    for dir in cgroups.instance_paths() {
-        let leftovers: Vec<_> = std::fs::read_dir(&dir)
-            .expect("instance dir")
-            .filter_map(Result::ok)
-            .filter(|entry| entry.path().is_dir())
-            .map(|entry| entry.file_name())
-            .collect();
+    for id in &ids {
+        for dir in cgroups.cgroup_paths(id) {
+            assert!(!dir.exists(), "{} left behind", dir.display());
+        }
+    }
+    // What is left is kept for reuse (v1), within the pool's bound.
+    let idle = CgroupsConfig::default().idle_cgroups;
+    for instance in cgroups.instance_paths() {
+        let names = cgroups_under(&instance);
         assert!(
-            leftovers.is_empty(),
-            "{leftovers:?} left in {}",
-            dir.display()
+            names.iter().all(|name| name.starts_with(".idle-")) && names.len() <= idle,
+            "{names:?}"
         );
+    }
+    cgroups.release_instance().expect("release the instance");
+    for dir in cgroups.instance_paths() {
+        assert!(!dir.exists(), "{} left behind", dir.display());
     }
 }
 
@@ -362,7 +391,7 @@ fn an_unusable_hierarchy_is_explained() {
         // A file cannot hold a cgroup: creation fails as it would on a read-only hierarchy.
         root: PathBuf::from("/cgroup.procs/strata"),
         agent_instance: "unusable".into(),
-        cfs_quota: true,
+        ..CgroupsConfig::default()
     })
     .err()
     .expect("no cgroups below a file");
@@ -415,6 +444,15 @@ fn recover_keeps_known_containers_and_destroys_orphans() {
         for dir in &empty {
             std::fs::create_dir(dir).expect("create leftover cgroup");
         }
+        // An idle cgroup a previous run kept for reuse.
+        let idle = cgroups
+            .instance_paths()
+            .into_iter()
+            .map(|dir| dir.join(".idle-3"))
+            .collect::<Vec<_>>();
+        for dir in &idle {
+            std::fs::create_dir(dir).expect("create idle cgroup");
+        }
         let gone = container_id("gone");
         let recovery = within(
             "recover",
@@ -438,7 +476,7 @@ fn recover_keeps_known_containers_and_destroys_orphans() {
             vec!["empty-leftover".to_string(), "orphan".to_string()]
         );
         assert!(!running(orphan_pid), "the orphan survived recovery");
-        for dir in orphan_paths.iter().chain(&empty) {
+        for dir in orphan_paths.iter().chain(&empty).chain(&idle) {
             assert!(!dir.exists(), "{} left behind", dir.display());
         }
 
@@ -495,6 +533,164 @@ async fn without_a_pids_limit_a_v1_container_skips_the_pids_hierarchy() {
     let usage = cgroups.usage(&id).expect("usage");
     assert_eq!(usage.pids, 1, "{usage:?}");
     within("destroy", cgroups.destroy(&id, Duration::from_secs(5)))
+        .await
+        .expect("destroy");
+}
+
+/// A released cgroup is renamed idle and taken by the next container (v1): same kernel cgroup,
+/// the new container's name and limits, counters from zero; one that set no limit after one
+/// that did gets the defaults back.
+#[tokio::test]
+async fn a_released_cgroup_is_reused_with_the_next_containers_limits_and_zeroed_counters() {
+    use std::os::unix::fs::MetadataExt;
+
+    let cgroups = TestCgroups::new("reuse");
+    if cgroups.version() == CgroupVersion::V2 {
+        // v2 cannot rename a cgroup: each container gets a new one, as every other test shows.
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let first = container_id("first");
+    let mut spec = sandbox.shell("i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done");
+    spec.limits = Limits {
+        cpus: Some(0.5),
+        mem_mib: Some(64),
+        pids_max: None,
+    };
+    cgroups.launch(first.clone(), spec).expect("launch");
+    let first_paths = cgroups.cgroup_paths(&first);
+    let first_usage = eventually("cpu time to be counted", || {
+        let usage = cgroups.usage(&first).ok()?;
+        (usage.cpu_user_secs + usage.cpu_system_secs > 0.01).then_some(usage)
+    })
+    .await;
+    let termination = within("exit", cgroups.wait(&first)).await.expect("wait");
+    assert_eq!(termination.status, Some(ExitStatus::Exited(0)));
+    for dir in &first_paths {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    let idle = idle_in(&cgroups, "memory.limit_in_bytes");
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    let memory_instance = dir_with(&cgroups.instance_paths(), "memory.limit_in_bytes");
+    let idle_inode = std::fs::metadata(memory_instance.join(&idle[0]))
+        .expect("idle cgroup")
+        .ino();
+
+    // No limits at all: each must be back at the kernel's default.
+    let second = container_id("second");
+    cgroups
+        .launch(
+            second.clone(),
+            sandbox.shell("echo > second-started; exec sleep 1000"),
+        )
+        .expect("launch");
+    sandbox.file_written("second-started").await;
+    let paths = cgroups.cgroup_paths(&second);
+    let memory = dir_with(&paths, "memory.limit_in_bytes");
+    assert_eq!(
+        std::fs::metadata(&memory).expect("cgroup").ino(),
+        idle_inode,
+        "the second container did not get the idle cgroup"
+    );
+    assert!(idle_in(&cgroups, "memory.limit_in_bytes").is_empty());
+    let cpu = dir_with(&paths, "cpu.shares");
+    assert_eq!(read(&cpu, "cpu.shares"), "1024");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "-1");
+    let unlimited = read(&memory_instance, "memory.limit_in_bytes");
+    assert_eq!(read(&memory, "memory.limit_in_bytes"), unlimited);
+    if memory.join("memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(read(&memory, "memory.memsw.limit_in_bytes"), unlimited);
+    }
+    assert_eq!(read(&memory, "memory.failcnt"), "0");
+    let usage = cgroups.usage(&second).expect("usage");
+    assert!(
+        usage.cpu_user_secs + usage.cpu_system_secs
+            < first_usage.cpu_user_secs + first_usage.cpu_system_secs,
+        "cpu time carried over: {usage:?} after {first_usage:?}"
+    );
+    assert_eq!(usage.mem_limit_bytes, None);
+    // Without a pids limit there is no pids cgroup.
+    for dir in paths.iter().filter(|dir| dir.exists()) {
+        assert_eq!(
+            read(dir, "cgroup.procs").lines().count(),
+            1,
+            "in {}",
+            dir.display()
+        );
+    }
+    within("destroy", cgroups.destroy(&second, DEADLINE))
+        .await
+        .expect("destroy");
+
+    // And limits again, other than the first container's.
+    let third = container_id("third");
+    let mut spec = sandbox.shell("echo > third-started; exec sleep 1000");
+    spec.limits = Limits {
+        cpus: Some(2.0),
+        mem_mib: Some(128),
+        pids_max: None,
+    };
+    cgroups.launch(third.clone(), spec).expect("launch");
+    sandbox.file_written("third-started").await;
+    let paths = cgroups.cgroup_paths(&third);
+    let memory = dir_with(&paths, "memory.limit_in_bytes");
+    assert_eq!(
+        std::fs::metadata(&memory).expect("cgroup").ino(),
+        idle_inode
+    );
+    let cpu = dir_with(&paths, "cpu.shares");
+    assert_eq!(read(&cpu, "cpu.shares"), "2048");
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "200000");
+    assert_eq!(read(&memory, "memory.limit_in_bytes"), "134217728");
+    if memory.join("memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(read(&memory, "memory.memsw.limit_in_bytes"), "134217728");
+    }
+    within("destroy", cgroups.destroy(&third, DEADLINE))
+        .await
+        .expect("destroy");
+}
+
+/// A container with a pids limit has one more cgroup than one without, so the two never trade.
+#[tokio::test]
+async fn idle_cgroups_go_only_to_containers_of_the_same_shape() {
+    use std::os::unix::fs::MetadataExt;
+
+    let cgroups = TestCgroups::new("shape");
+    if cgroups.version() == CgroupVersion::V2 {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let without = container_id("without-pids");
+    let mut spec = sandbox.shell("true");
+    spec.limits.mem_mib = Some(32);
+    cgroups.launch(without.clone(), spec).expect("launch");
+    within("exit", cgroups.wait(&without)).await.expect("wait");
+    let memory_instance = dir_with(&cgroups.instance_paths(), "memory.limit_in_bytes");
+    let idle = idle_in(&cgroups, "memory.limit_in_bytes");
+    assert_eq!(idle.len(), 1, "{idle:?}");
+    let idle_inode = std::fs::metadata(memory_instance.join(&idle[0]))
+        .expect("idle cgroup")
+        .ino();
+
+    let with = container_id("with-pids");
+    let mut spec = sandbox.shell("echo > started; exec sleep 1000");
+    spec.limits = Limits {
+        cpus: None,
+        mem_mib: Some(32),
+        pids_max: Some(8),
+    };
+    cgroups.launch(with.clone(), spec).expect("launch");
+    sandbox.file_written("started").await;
+    let paths = cgroups.cgroup_paths(&with);
+    let pids = dir_with(&paths, "pids.max");
+    assert_eq!(read(&pids, "pids.max"), "8");
+    let memory = dir_with(&paths, "memory.limit_in_bytes");
+    assert_ne!(
+        std::fs::metadata(&memory).expect("cgroup").ino(),
+        idle_inode
+    );
+    assert_eq!(idle_in(&cgroups, "memory.limit_in_bytes"), idle);
+    within("destroy", cgroups.destroy(&with, DEADLINE))
         .await
         .expect("destroy");
 }

@@ -17,6 +17,20 @@
 //! `spawn`), so the command is confined from its first instruction and no process of the
 //! container can fork outside.
 //!
+//! # Reuse
+//!
+//! Making and removing a cgroup is most of what cgroups add to a launch: on v1 each of the three
+//! directories is created with all its control files, and the kernel tears each down on a
+//! worker after `rmdir`. So on v1 a released container's cgroup, if nothing about it could
+//! mislead its next user, is renamed to an idle name (`.idle-<n>`, which no container ID can
+//! take) and kept, up to [`CgroupsConfig::idle_cgroups`]; the next launch renames it to its
+//! container ID, resets its counters and writes all of its limits, set or not. A cgroup is
+//! kept only if it is empty, the OOM killer never fired in it (its `oom_kill` count cannot be
+//! reset) and it holds little charged memory (what a task leaves behind, mostly kernel objects
+//! it made, stays charged to the cgroup; see [`REUSE_MAX_CHARGED`]). v2 cannot rename cgroups,
+//! so there every container gets a new one. Idle cgroups are removed with the instance, and
+//! a restarted agent removes those a previous run left.
+//!
 //! # Memory limit
 //!
 //! The kernel's OOM killer enforces the limit inside the cgroup. After the leader exits, the
@@ -30,7 +44,7 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cgroups_rs::cpu::CpuController;
@@ -56,6 +70,15 @@ pub const MIN_CPU_CFS_QUOTA: Duration = Duration::from_millis(1);
 
 const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
 
+/// How idle cgroups are named; container IDs are hex UUIDs, so none starts with a dot.
+const IDLE_PREFIX: &str = ".idle-";
+
+/// The most memory a released cgroup may still have charged to be kept for reuse. A short task
+/// leaves about 50-200 KiB (dentries and inodes it looked up, page cache it read first), which
+/// later tasks in the cgroup mostly share rather than add to; what stays is counted in the next
+/// container's `mem_usage_bytes`, so the bound keeps that error small.
+pub const REUSE_MAX_CHARGED: u64 = 1024 * 1024;
+
 /// Which cgroup interface the machine offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupVersion {
@@ -76,6 +99,8 @@ pub struct CgroupsConfig {
     pub agent_instance: String,
     /// Caps cpu time with a CFS quota, not only shares (Mesos's `--cgroups_enable_cfs`).
     pub cfs_quota: bool,
+    /// How many released cgroups are kept for reuse (v1 only; 0 removes every one at once).
+    pub idle_cgroups: usize,
 }
 
 impl Default for CgroupsConfig {
@@ -84,6 +109,7 @@ impl Default for CgroupsConfig {
             root: PathBuf::from("strata"),
             agent_instance: "agent".to_string(),
             cfs_quota: true,
+            idle_cgroups: 64,
         }
     }
 }
@@ -144,6 +170,8 @@ pub(crate) struct CgroupDirs {
     /// Whether the container has a cgroup of its own in the pids hierarchy. On v1 it gets one
     /// only with a pids limit: one hierarchy less to create, enter and remove per launch.
     has_pids: bool,
+    /// The limits this agent run wrote into these cgroups, if it made or reused them.
+    applied: Option<Limits>,
 }
 
 impl CgroupDirs {
@@ -161,6 +189,7 @@ impl CgroupDirs {
             pids,
             unique,
             has_pids: true,
+            applied: None,
         }
     }
 
@@ -190,6 +219,18 @@ pub(crate) struct CgroupIsolation {
     instance: CgroupDirs,
     /// Whether the kernel accounts swap in the memory controller.
     swap_accounting: bool,
+    /// Released cgroups kept for reuse (see the module docs); always empty on v2.
+    idle: Mutex<IdleCgroups>,
+}
+
+/// Released cgroups waiting under idle names for a container to take them.
+struct IdleCgroups {
+    capacity: usize,
+    /// Idle names, each with whether it has a pids cgroup too and the limits last written into
+    /// it (`None`: unknown, as for a recovered container's).
+    names: Vec<(String, bool, Option<Limits>)>,
+    /// Numbers idle names, so that one agent run never gives a name twice.
+    next: u64,
 }
 
 impl CgroupIsolation {
@@ -260,6 +301,15 @@ impl CgroupIsolation {
             cfs_quota: config.cfs_quota,
             instance,
             swap_accounting,
+            idle: Mutex::new(IdleCgroups {
+                capacity: if version == CgroupVersion::V1 {
+                    config.idle_cgroups
+                } else {
+                    0
+                },
+                names: Vec::new(),
+                next: 0,
+            }),
         })
     }
 
@@ -282,28 +332,49 @@ impl CgroupIsolation {
         }
     }
 
-    fn apply_limits(&self, dirs: &CgroupDirs, limits: &Limits) -> Result<(), ContainerizerError> {
+    /// Writes a container's limits. A `fresh` cgroup has the kernel's defaults, so only the
+    /// limits that are set are written; a reused one gets every limit, back to the default
+    /// where the container sets none.
+    fn apply_limits(
+        &self,
+        dirs: &CgroupDirs,
+        limits: &Limits,
+        fresh: bool,
+    ) -> Result<(), ContainerizerError> {
         let v2 = self.v2();
-        if let Some(cpus) = limits.cpus {
+        if limits.cpus.is_some() || !fresh {
             let cpu = CpuController::new(dirs.cpu.clone(), v2);
-            let shares = cpu_shares(cpus);
+            let shares = limits.cpus.map_or(CPU_SHARES_PER_CPU, cpu_shares);
             let weight = if v2 { cpu_weight(shares) } else { shares };
             cpu.set_shares(weight)
                 .map_err(|error| cgroup_error("set cpu shares", &dirs.cpu, error))?;
-            if self.cfs_quota {
+            let quota_us = match limits.cpus {
+                Some(cpus) if self.cfs_quota => Some(cfs_quota(cpus).as_micros() as i64),
+                _ => None,
+            };
+            if quota_us.is_some() || !fresh {
                 let period_us = CPU_CFS_PERIOD.as_micros() as u64;
-                let quota_us = cfs_quota(cpus).as_micros() as i64;
                 // A new v1 cgroup already has the kernel's default 100 ms period, so only the
                 // quota is written there (one write less per launch); v2 sets both in one file.
                 let period_us = v2.then_some(period_us);
-                cpu.set_cfs_quota_and_period(Some(quota_us), period_us)
+                // -1 is v1's "no quota".
+                cpu.set_cfs_quota_and_period(Some(quota_us.unwrap_or(-1)), period_us)
                     .map_err(|error| cgroup_error("set cpu quota", &dirs.cpu, error))?;
             }
         }
-        if let Some(mem_mib) = limits.mem_mib {
+        if limits.mem_mib.is_some() || !fresh {
             let memory = MemController::new(dirs.memory.clone(), v2);
-            let limit_bytes =
-                i64::try_from(mem_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+            // -1 is "no limit".
+            let limit_bytes = limits.mem_mib.map_or(-1, |mem_mib| {
+                i64::try_from(mem_mib.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX)
+            });
+            if self.swap_accounting && !fresh && !v2 {
+                // v1 refuses a memory limit above the memory+swap one, which a reused cgroup
+                // has from its last container.
+                memory
+                    .set_memswap_limit(-1)
+                    .map_err(|error| cgroup_error("set swap limit", &dirs.memory, error))?;
+            }
             memory
                 .set_limit(limit_bytes)
                 .map_err(|error| cgroup_error("set memory limit", &dirs.memory, error))?;
@@ -314,7 +385,7 @@ impl CgroupIsolation {
                 memory
                     .set_memswap_limit(swap_limit)
                     .map_err(|error| cgroup_error("set swap limit", &dirs.memory, error))?;
-            } else if !v2 {
+            } else if !v2 && fresh {
                 // Without swap accounting, a low swappiness is the best that remains to keep the
                 // task's memory in RAM and so within the limit; failing it is not fatal.
                 if let Err(error) = memory.set_swappiness(0) {
@@ -329,6 +400,129 @@ impl CgroupIsolation {
                 .map_err(|error| cgroup_error("set pids limit", &dirs.pids, error))?;
         }
         Ok(())
+    }
+
+    fn idle(&self) -> MutexGuard<'_, IdleCgroups> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives `dirs` (a container's, not yet made) an idle cgroup of the same shape, reset and
+    /// limited; `false` if there was none or it could not be reused, which is then gone.
+    fn reuse(&self, dirs: &mut CgroupDirs, limits: &Limits) -> bool {
+        let (name, applied) = {
+            let mut idle = self.idle();
+            // One with the same limits saves writing them all again.
+            let same_shape = |(_, pids, _): &(String, bool, Option<Limits>)| *pids == dirs.has_pids;
+            let Some(at) = idle
+                .names
+                .iter()
+                .rposition(|entry| same_shape(entry) && entry.2.as_ref() == Some(limits))
+                .or_else(|| idle.names.iter().rposition(same_shape))
+            else {
+                return false;
+            };
+            let (name, _, applied) = idle.names.swap_remove(at);
+            (name, applied)
+        };
+        let idle_dirs = self.instance.join(&name);
+        let idle_dirs = if dirs.has_pids {
+            idle_dirs
+        } else {
+            idle_dirs.without_pids()
+        };
+        let result = idle_dirs
+            .unique
+            .iter()
+            .zip(&dirs.unique)
+            .try_for_each(|(from, to)| {
+                fs::rename(from, to)
+                    .map_err(|error| ContainerizerError::io("rename cgroup", from, error))
+            })
+            .and_then(|()| self.reset_counters(dirs))
+            .and_then(|()| {
+                // Only root may write cgroup files, and no cgroup confines a root task anyway.
+                if applied.as_ref() == Some(limits) {
+                    Ok(())
+                } else {
+                    self.apply_limits(dirs, limits, false)
+                }
+            });
+        match result {
+            Ok(()) => {
+                dirs.applied = Some(*limits);
+                true
+            }
+            Err(error) => {
+                debug!(%error, "cannot reuse an idle cgroup; making a new one");
+                let _ = self.remove(&idle_dirs);
+                let _ = self.remove(dirs);
+                false
+            }
+        }
+    }
+
+    /// Zeroes what a container's usage and limitation reports read that can be zeroed.
+    fn reset_counters(&self, dirs: &CgroupDirs) -> Result<(), ContainerizerError> {
+        // The peak goes into an OOM message; the fail count says, on kernels that do not count
+        // OOM kills, whether a SIGKILL was the OOM killer's.
+        let files = [
+            dirs.cpuacct.join("cpuacct.usage"),
+            dirs.memory.join("memory.max_usage_in_bytes"),
+            dirs.memory.join("memory.failcnt"),
+        ];
+        for file in files {
+            fs::write(&file, "0").map_err(|error| ContainerizerError::io("reset", &file, error))?;
+        }
+        Ok(())
+    }
+
+    /// Renames a released container's cgroup to an idle name if it may be reused; `false` if
+    /// it is to be removed.
+    fn keep_idle(&self, dirs: &CgroupDirs) -> bool {
+        let name = {
+            let mut idle = self.idle();
+            if idle.names.len() >= idle.capacity {
+                return false;
+            }
+            idle.next += 1;
+            format!("{IDLE_PREFIX}{}", idle.next)
+        };
+        let oom = read_keyed(&dirs.memory.join("memory.oom_control"));
+        let reusable = self.procs(dirs).is_empty()
+            && oom.get("oom_kill") == Some(&0)
+            && oom.get("under_oom") == Some(&0)
+            && read_u64(&dirs.memory.join("memory.usage_in_bytes"))
+                .is_some_and(|bytes| bytes <= REUSE_MAX_CHARGED);
+        if !reusable {
+            return false;
+        }
+        let idle_dirs = self.instance.join(&name);
+        let idle_dirs = if dirs.has_pids {
+            idle_dirs
+        } else {
+            idle_dirs.without_pids()
+        };
+        let renamed = dirs
+            .unique
+            .iter()
+            .zip(&idle_dirs.unique)
+            .try_for_each(|(from, to)| fs::rename(from, to));
+        if let Err(error) = renamed {
+            debug!(%error, "cannot keep a released cgroup; removing it");
+            let _ = self.remove(&idle_dirs);
+            return false;
+        }
+        let mut idle = self.idle();
+        if idle.names.len() < idle.capacity {
+            idle.names.push((name, dirs.has_pids, dirs.applied));
+            return true;
+        }
+        drop(idle);
+        // Others filled the pool meanwhile.
+        let _ = self.remove(&idle_dirs);
+        true
     }
 
     /// Returns the processes in the container's cgroup.
@@ -372,6 +566,10 @@ impl Isolation for CgroupIsolation {
         } else {
             dirs.without_pids()
         };
+        let mut dirs = dirs;
+        if self.reuse(&mut dirs, limits) {
+            return Ok(dirs);
+        }
         let mut created = Vec::new();
         let result = dirs
             .unique
@@ -382,13 +580,14 @@ impl Isolation for CgroupIsolation {
                 created.push(dir.clone());
                 Ok(())
             })
-            .and_then(|()| self.apply_limits(&dirs, limits));
+            .and_then(|()| self.apply_limits(&dirs, limits, true));
         if let Err(error) = result {
             for dir in created {
                 let _ = fs::remove_dir(dir);
             }
             return Err(error);
         }
+        dirs.applied = Some(*limits);
         Ok(dirs)
     }
 
@@ -467,10 +666,17 @@ impl Isolation for CgroupIsolation {
     }
 
     fn release(&self, dirs: &CgroupDirs) -> Result<(), ContainerizerError> {
+        if self.keep_idle(dirs) {
+            return Ok(());
+        }
         self.remove(dirs)
     }
 
     fn release_instance(&self) -> Result<(), ContainerizerError> {
+        let idle = std::mem::take(&mut self.idle().names);
+        for (name, _, _) in idle {
+            let _ = self.remove(&self.instance.join(&name));
+        }
         self.remove(&self.instance)
     }
 
@@ -564,6 +770,13 @@ impl Isolation for CgroupIsolation {
             }
         }
         for name in found {
+            if name.starts_with(IDLE_PREFIX) {
+                // Empty when it was renamed idle, and never given to a container since.
+                if let Err(error) = self.remove(&self.instance.join(&name)) {
+                    debug!(%error, cgroup = %name, "cannot remove an idle cgroup a previous run left");
+                }
+                continue;
+            }
             if !known_names.contains_key(&name) {
                 let dirs = self.existing_container_dirs(&name);
                 recovery.orphans.push((name, dirs));

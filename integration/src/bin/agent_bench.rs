@@ -244,7 +244,10 @@ async fn agent_phase(
         labels: None,
         offer_filters: BTreeMap::new(),
     };
-    let task_resources = Resources::parse("cpus:0.01;mem:1", "*")?.to_wire();
+    // Mesos's smallest executor (0.1 cpus, 32 MiB). With cgroups a task's CFS quota is its
+    // cpus times 100 ms, and `/bin/true` needs about 1 ms of CPU: at 0.01 cpus most tasks were
+    // throttled until the next period, which measured the quota, not the launch.
+    let task_resources = Resources::parse("cpus:0.1;mem:32", "*")?.to_wire();
     let run_task = |n: usize| -> anyhow::Result<Message> {
         Ok(internal::RunTask {
             framework: framework.clone(),
