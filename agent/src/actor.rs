@@ -280,6 +280,17 @@ impl AgentActor {
                 checkpointed,
             } => {
                 tracing::debug!(%framework_id, %executor_id, %container_id, "executor run finished");
+                // Once the run's end is durable, the reaper need not keep its exit any longer.
+                {
+                    let containerizer = Arc::clone(&self.rt.containerizer);
+                    let container_id = container_id.clone();
+                    let forget = move || containerizer.forget_exit(&container_id);
+                    if self.rt.writer.busy() {
+                        self.rt.writer.then(Box::new(forget));
+                    } else {
+                        forget();
+                    }
+                }
                 if let (Some(gc), Some(agent_id)) = (self.rt.gc.clone(), self.state.agent_id()) {
                     let mut dirs = vec![self.rt.sandbox.run_dir(
                         agent_id,
@@ -642,7 +653,7 @@ impl LaunchJob {
 }
 
 /// Turns a containerizer's report into the state's view of a container's end.
-fn container_end(result: Result<Termination, ContainerizerError>) -> ContainerEnd {
+pub(crate) fn container_end(result: Result<Termination, ContainerizerError>) -> ContainerEnd {
     match result {
         Ok(termination) => {
             let status = match termination.status {

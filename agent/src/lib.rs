@@ -24,6 +24,7 @@ pub mod detect;
 pub mod gc;
 pub mod http;
 pub mod metrics;
+pub mod reaper;
 pub mod sandbox;
 pub mod server;
 pub mod state;

@@ -66,6 +66,9 @@ pub struct AgentOptions {
     /// The most processes and threads a container may have; `None` for no limit (and, on
     /// cgroup v1, no pids cgroup).
     pub pids_max: Option<u64>,
+    /// Starts containers under the work dir's reaper (see `reaper`), so that they outlive the
+    /// agent with their exit statuses; `launcher` must then be the `strata` binary.
+    pub reaper: bool,
     /// The flags as given, for `/state`.
     pub flags: Vec<(String, String)>,
 }
@@ -93,6 +96,7 @@ impl AgentOptions {
             executor_reregistration_timeout: Duration::from_secs(5),
             gc: crate::gc::GcConfig::default(),
             pids_max: None,
+            reaper: true,
             flags: Vec::new(),
         }
     }
@@ -122,6 +126,8 @@ pub enum StartError {
          or pass --isolation=posix to run tasks without resource limits"
     )]
     Cgroups(#[source] ContainerizerError),
+    #[error("cannot reach the reaper of the work dir: {0}")]
+    Reaper(#[source] crate::reaper::ReaperError),
 }
 
 /// A running agent.
@@ -208,6 +214,31 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
             return Err(error);
         }
     };
+    if options.reaper {
+        let connected = {
+            let (work_dir, launcher) = (options.work_dir.clone(), options.launcher.clone());
+            // Starting the reaper waits for it to listen.
+            tokio::task::spawn_blocking(move || {
+                crate::reaper::Reaper::connect_or_start(&work_dir, &launcher)
+            })
+            .await
+            .unwrap_or_else(|error| Err(crate::reaper::ReaperError::NotReady(error.to_string())))
+        };
+        match connected {
+            Ok((reaper, reaper_state)) => {
+                tracing::info!(
+                    running = reaper_state.running.len(),
+                    exited = reaper_state.exited.len(),
+                    "connected to the reaper"
+                );
+                containerizer.use_reaper(reaper, reaper_state);
+            }
+            Err(error) => {
+                node.shutdown();
+                return Err(StartError::Reaper(error));
+            }
+        }
+    }
 
     let files = Files::new();
     let http_context = web::Data::new(HttpContext::new(
@@ -241,6 +272,7 @@ pub async fn start(options: AgentOptions) -> Result<AgentHandle, StartError> {
     agent_config.updates.retry_min = options.status_update_retry_min;
     agent_config.id_seed = random_seed();
     agent_config.executor_reregistration_timeout = options.executor_reregistration_timeout;
+    agent_config.survivable_containers = options.reaper;
     let mut state = AgentState::new(agent_config);
     let (effects, recovered) = recover(
         &mut state,
@@ -365,6 +397,18 @@ async fn recover(
         let facts = RecoveryFacts {
             alive: alive.iter().cloned().collect(),
             all_gone,
+            exited: recovery
+                .exited
+                .iter()
+                .map(|(container_id, status)| {
+                    let end = crate::actor::container_end(Ok(crate::containerizer::Termination {
+                        status: Some(*status),
+                        reason: None,
+                        message: format!("command {status}"),
+                    }));
+                    (container_id.clone(), end)
+                })
+                .collect(),
         };
         state.recover(now, recovered, facts, &mut effects);
     }

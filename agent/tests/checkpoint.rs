@@ -126,6 +126,7 @@ fn run(pid: u32) -> RunRecord {
     RunRecord {
         pid: Some(pid),
         completed: false,
+        in_agent: false,
     }
 }
 
@@ -217,6 +218,7 @@ fn a_full_tree_comes_back_as_written() {
     let completed = RunRecord {
         pid: None,
         completed: true,
+        in_agent: false,
     };
     let (b, e2, c2) = (fw("fw-b"), ex("ex-2"), container("c-2"));
     store.write_run(&agent, &b, &e2, &c2, &completed).unwrap();
@@ -317,6 +319,7 @@ fn recovery_order_is_by_id_and_runs_by_creation() {
     let done = RunRecord {
         pid: Some(0),
         completed: true,
+        in_agent: false,
     };
     store
         .write_run(&agent, &a, &e, &container("run-z"), &done)

@@ -97,6 +97,7 @@ fn task_ops(n: usize) -> Vec<CheckpointOp> {
             container_id: container_id.clone(),
             pid: None,
             completed: false,
+            in_agent: false,
         },
         CheckpointOp::Task {
             agent_id: agent_id(),
@@ -112,6 +113,7 @@ fn task_ops(n: usize) -> Vec<CheckpointOp> {
             container_id: container_id.clone(),
             pid: Some(1000 + n as u32),
             completed: false,
+            in_agent: false,
         },
         CheckpointOp::Update {
             agent_id: agent_id(),
@@ -184,7 +186,8 @@ fn a_send_waits_for_the_writes_before_it_and_sends_keep_their_order() {
             executor.runs[0].record,
             RunRecord {
                 pid: Some(1000 + n),
-                completed: false
+                completed: false,
+                in_agent: false,
             }
         );
     }
@@ -216,6 +219,7 @@ fn a_batch_publishes_replaced_files_only_at_its_commit() {
                 &RunRecord {
                     pid: None,
                     completed: false,
+                    in_agent: false,
                 },
             )
             .unwrap();
@@ -228,6 +232,7 @@ fn a_batch_publishes_replaced_files_only_at_its_commit() {
                 &RunRecord {
                     pid: Some(pid),
                     completed: false,
+                    in_agent: false,
                 },
             )
             .unwrap();

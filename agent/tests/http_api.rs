@@ -336,6 +336,8 @@ async fn start_agent(work_dir: &Path, master: Option<SocketAddr>) -> AgentHandle
         resources,
     );
     options.isolation = Isolation::Posix;
+    // The launcher here is this test binary, not `strata`; these tests run no task.
+    options.reaper = false;
     options.master = master;
     options.hostname = "agent.test".into();
     options.registration_backoff_min = Duration::from_millis(50);

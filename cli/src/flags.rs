@@ -54,6 +54,16 @@ pub enum Command {
     /// Runs the built-in command executor; agents start it, configured through the environment.
     #[command(hide = true)]
     Executor,
+    /// Runs the reaper of an agent's work dir: the parent of its containers; agents start it.
+    #[command(hide = true)]
+    Reaper(ReaperFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct ReaperFlags {
+    /// The Unix socket to serve the agent on.
+    #[arg(long, env = "STRATA_REAPER_SOCKET")]
+    pub socket: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

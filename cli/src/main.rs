@@ -75,6 +75,12 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Dev(flags) => dev::run(flags),
         Command::Run(flags) => std::process::exit(run::run(flags)?),
         Command::Executor => std::process::exit(executor()?),
+        Command::Reaper(flags) => {
+            // The agent that started it waits for "ready" on stdout; logs go to stderr.
+            let mut stdout = std::io::stdout();
+            strata_agent::reaper::serve(&flags.socket, Some(&mut stdout))?;
+            Ok(())
+        }
     }
 }
 

@@ -354,22 +354,58 @@ pub fn offered(offer: &Offer) -> Resources {
     Resources::try_from(offer.resources.clone()).expect("valid offer resources")
 }
 
-/// CPU time (user + system) so far of this process, and of its descendants that were waited
-/// for (the tasks and executors its agents started): what benchmarks charge per task.
+/// CPU time (user + system) so far of this process, and of its descendants (the reapers of its
+/// agents, and the tasks and executors they started): what benchmarks charge per task.
 pub fn cpu_times() -> (Duration, Duration) {
-    // /proc/self/stat after the command name: state is the first field, utime the 12th, stime
-    // the 13th, cutime the 14th and cstime the 15th, in clock ticks.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
+    let seconds = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_second);
+    let own = stat_ticks("/proc/self/stat");
+    // The agents' reapers are children of this process that live as long as their agents: what
+    // they and the tasks they reaped used so far is in their own counters until they exit.
+    let me = std::process::id() as u64;
+    let mut reapers = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let dir = entry.path();
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        if !cmdline.split(|&byte| byte == 0).any(|arg| arg == b"reaper") {
+            continue;
+        }
+        let ticks = stat_ticks(&dir.join("stat").to_string_lossy());
+        if ticks.ppid == me {
+            reapers += ticks.utime + ticks.stime + ticks.cutime + ticks.cstime;
+        }
+    }
+    (
+        seconds(own.utime + own.stime),
+        seconds(own.cutime + own.cstime + reapers),
+    )
+}
+
+struct StatTicks {
+    ppid: u64,
+    utime: u64,
+    stime: u64,
+    cutime: u64,
+    cstime: u64,
+}
+
+/// Reads a `/proc/<pid>/stat`: after the command name, state is the first field, ppid the
+/// second, utime the 12th, stime the 13th, cutime the 14th and cstime the 15th, in clock ticks.
+fn stat_ticks(path: &str) -> StatTicks {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks =
+    let field =
         |index: usize| -> u64 { fields.get(index).and_then(|f| f.parse().ok()).unwrap_or(0) };
-    let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
-    let seconds = |t: u64| Duration::from_secs_f64(t as f64 / ticks_per_second);
-    (
-        seconds(ticks(11) + ticks(12)),
-        seconds(ticks(13) + ticks(14)),
-    )
+    StatTicks {
+        ppid: field(1),
+        utime: field(11),
+        stime: field(12),
+        cutime: field(13),
+        cstime: field(14),
+    }
 }

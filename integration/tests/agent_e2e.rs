@@ -154,7 +154,7 @@ fn processes_in(dir: &Path) -> Vec<(u32, u32, String)> {
 }
 
 #[actix_rt::test]
-async fn the_agent_runs_the_command_tasks_of_a_framework_without_checkpoint_itself() {
+async fn the_agent_runs_command_tasks_itself_under_its_reaper() {
     let work_dir = tempfile::tempdir().unwrap();
     let master = start_master().await;
     let agent = start_agent(agent_options(
@@ -187,8 +187,8 @@ async fn the_agent_runs_the_command_tasks_of_a_framework_without_checkpoint_itse
         Some("Command exited with status 3")
     );
 
-    // A running command is the container's leader: a child of the agent, with no executor
-    // process in between.
+    // A running command is the container's leader: a child of the work dir's reaper, with no
+    // executor process in between.
     let offer = scheduler.next_offer().await;
     let task = command_task(
         "sleeper",
@@ -205,10 +205,18 @@ async fn the_agent_runs_the_command_tasks_of_a_framework_without_checkpoint_itse
     let (_, ppid, comm) = &processes[0];
     // RUNNING is reported once the leader started; the shell may not have exec'd yet.
     assert!(comm == "sleep" || comm == "sh", "{comm}");
-    assert_eq!(
-        *ppid,
-        std::process::id(),
-        "the agent (this process) is its parent"
+    let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+    let parent: Vec<String> = parent
+        .split(|&byte| byte == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    let socket = strata_agent::reaper::socket_path(work_dir.path());
+    assert!(
+        parent.iter().any(|arg| arg == "reaper")
+            && parent
+                .iter()
+                .any(|arg| arg == &socket.display().to_string()),
+        "its parent is not the work dir's reaper: {parent:?}"
     );
 
     // Without TASK_KILLING_STATE, a kill is straight TASK_KILLED, from SIGTERM.

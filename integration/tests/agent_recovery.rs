@@ -1,8 +1,12 @@
 //! `kill -9` of a real `strata agent` process (tasks in cgroups) and a restart on the same work
-//! dir and port: executors that kept running reconnect, an update made while the agent was down
-//! is delivered, a task whose executor died meanwhile is reported lost, and a later KILL still
-//! works
-//! (Mesos's SlaveRecoveryTest scenarios).
+//! dir and port: tasks that kept running are taken over, a task that ended while the agent was
+//! down reports how it ended (its exit status kept by the work dir's reaper), a task whose
+//! executor died meanwhile is reported lost, and a later KILL still works (Mesos's
+//! SlaveRecoveryTest scenarios).
+//!
+//! Command tasks run as the reaper's children with no executor process (see `reaper`); a task
+//! with a max completion time keeps the command executor process, which is how these tests get
+//! an executor to kill.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -165,12 +169,21 @@ impl Cluster {
     }
 
     /// Launches `tasks` (id, command) on the next offer and waits until all run; returns the
-    /// agent ID.
+    /// agent ID. Tasks whose ID starts with `executor-` run under the command executor process.
     async fn launch_running(&mut self, tasks: &[(&str, &str)]) -> AgentId {
         let offer = self.scheduler.next_offer().await;
         let infos = tasks
             .iter()
-            .map(|(id, command)| command_task(id, &offer.agent_id, "cpus:0.5;mem:64", command))
+            .map(|(id, command)| {
+                let mut task = command_task(id, &offer.agent_id, "cpus:0.5;mem:64", command);
+                if id.starts_with("executor-") {
+                    // Long enough never to expire; only the command executor keeps this timer.
+                    task.max_completion_time = Some(strata_protocol::mesos::DurationInfo {
+                        nanoseconds: 3_600_000_000_000,
+                    });
+                }
+                task
+            })
             .collect();
         self.scheduler.launch(&offer, infos);
         let mut running = std::collections::BTreeSet::new();
@@ -285,9 +298,11 @@ async fn restarted_agent_recovers_executors_and_delivers_what_happened_while_it_
             ),
             // Keeps running across the restart, in the same process, and is killed afterwards.
             ("survivor", "echo $$ > pid; exec sleep 1000"),
-            // Its executor is killed while the agent is down.
+            // Killed while the agent is down: it failed, and the restarted agent says so.
+            ("victim", "echo $$ > pid; exec sleep 1000"),
+            // Its executor is killed while the agent is down: what became of it is unknown.
             (
-                "victim",
+                "executor-lost",
                 "echo $PPID > executor_pid; echo $$ > pid; exec sleep 1000",
             ),
         ])
@@ -307,29 +322,38 @@ async fn restarted_agent_recovers_executors_and_delivers_what_happened_while_it_
         .parse()
         .unwrap();
     std::fs::write(finisher.join("go"), "").unwrap();
-    // The finisher's shell ends; its executor holds TASK_FINISHED for the agent.
+    // The finisher's shell ends; the reaper keeps its exit status for the agent.
     wait_group_gone(task_pid).await;
-    let executor_pid: i32 = wait_for_file(&cluster.sandbox("victim").join("executor_pid"))
+    let victim_pid: i32 = wait_for_file(&cluster.sandbox("victim").join("pid"))
         .await
         .trim()
         .parse()
         .unwrap();
-    let victim_pid: i32 = wait_for_file(&cluster.sandbox("victim").join("pid"))
+    kill_group(victim_pid);
+    wait_group_gone(victim_pid).await;
+    let lost = cluster.sandbox("executor-lost");
+    let executor_pid: i32 = wait_for_file(&lost.join("executor_pid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    let lost_pid: i32 = wait_for_file(&lost.join("pid"))
         .await
         .trim()
         .parse()
         .unwrap();
     // The executor leads its container's process group, the task its own; kill both.
     kill_group(executor_pid);
-    kill_group(victim_pid);
+    kill_group(lost_pid);
     wait_group_gone(executor_pid).await;
-    wait_group_gone(victim_pid).await;
+    wait_group_gone(lost_pid).await;
 
     cluster.restart_agent(&[]).await;
 
     let mut finished = None;
+    let mut failed = None;
     let mut lost = None;
-    while finished.is_none() || lost.is_none() {
+    while finished.is_none() || failed.is_none() || lost.is_none() {
         let status = cluster.scheduler.next_update().await;
         cluster.scheduler.acknowledge(&status);
         match (status.task_id.as_str(), status.state) {
@@ -337,7 +361,11 @@ async fn restarted_agent_recovers_executors_and_delivers_what_happened_while_it_
                 assert!(finished.is_none(), "FINISHED twice");
                 finished = Some(status);
             }
-            ("victim", TaskState::Lost) => {
+            ("victim", TaskState::Failed) => {
+                assert!(failed.is_none(), "FAILED twice");
+                failed = Some(status);
+            }
+            ("executor-lost", TaskState::Lost) => {
                 assert!(lost.is_none(), "LOST twice");
                 lost = Some(status);
             }
@@ -348,6 +376,14 @@ async fn restarted_agent_recovers_executors_and_delivers_what_happened_while_it_
         }
     }
     assert_eq!(finished.unwrap().agent_id.as_ref(), Some(&agent_id));
+    let failed = failed.unwrap();
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .is_some_and(|message| message.contains("signal")),
+        "{failed:#?}"
+    );
     assert_eq!(
         lost.unwrap().reason,
         Some(TaskStatusReason::ReasonExecutorReregistrationTimeout)
@@ -370,7 +406,7 @@ async fn after_a_reboot_the_agent_keeps_its_id_but_not_its_executors() {
     let agent_id = cluster
         .launch_running(&[(
             "sleeper",
-            "echo $PPID > executor_pid; echo $$ > pid; exec sleep 1000",
+            "echo $PPID > parent_pid; echo $$ > pid; exec sleep 1000",
         )])
         .await;
     let sandbox = cluster.sandbox("sleeper");
@@ -379,16 +415,17 @@ async fn after_a_reboot_the_agent_keeps_its_id_but_not_its_executors() {
         .trim()
         .parse()
         .unwrap();
-    let executor_pid: i32 = wait_for_file(&sandbox.join("executor_pid"))
+    // The reaper, which leads a process group of its own.
+    let parent_pid: i32 = wait_for_file(&sandbox.join("parent_pid"))
         .await
         .trim()
         .parse()
         .unwrap();
     cluster.agent.kill9();
     // A reboot ends every process and changes the boot ID.
-    kill_group(executor_pid);
+    kill_group(parent_pid);
     kill_group(pid);
-    wait_group_gone(executor_pid).await;
+    wait_group_gone(parent_pid).await;
     wait_group_gone(pid).await;
     std::fs::write(
         cluster.work_dir().join("meta").join("boot_id"),
@@ -436,13 +473,14 @@ async fn recover_cleanup_kills_what_the_previous_run_left() {
 async fn killed_executor_gives_exactly_one_failure_and_the_agent_stays_up() {
     let mut cluster = Cluster::start(&[]).await;
     cluster
-        .launch_running(&[("orphaned", "echo $PPID > executor_pid; sleep 1000")])
+        .launch_running(&[("executor-orphaned", "echo $PPID > executor_pid; sleep 1000")])
         .await;
-    let executor_pid: i32 = wait_for_file(&cluster.sandbox("orphaned").join("executor_pid"))
-        .await
-        .trim()
-        .parse()
-        .unwrap();
+    let executor_pid: i32 =
+        wait_for_file(&cluster.sandbox("executor-orphaned").join("executor_pid"))
+            .await
+            .trim()
+            .parse()
+            .unwrap();
     assert!(
         Command::new("kill")
             .args(["-9", &executor_pid.to_string()])
@@ -455,7 +493,7 @@ async fn killed_executor_gives_exactly_one_failure_and_the_agent_stays_up() {
     assert_eq!(
         (status.task_id.as_str(), status.state, status.reason),
         (
-            "orphaned",
+            "executor-orphaned",
             TaskState::Failed,
             Some(TaskStatusReason::ReasonExecutorTerminated)
         ),

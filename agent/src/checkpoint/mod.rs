@@ -108,6 +108,10 @@ pub struct RunRecord {
     /// Whether the agent is done with the run (Mesos's sentinel file): its tasks are terminal
     /// and its container destroyed, so recovery must not try to reconnect.
     pub completed: bool,
+    /// The agent runs the run's command task itself: no executor will reconnect, and the
+    /// container's exit is the task's end.
+    #[serde(default)]
+    pub in_agent: bool,
 }
 
 /// One entry of a task's updates log: the status update manager's own record type, so that

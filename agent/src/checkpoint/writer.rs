@@ -187,6 +187,7 @@ pub fn apply(store: &CheckpointStore, op: &CheckpointOp) -> Result<(), Checkpoin
             container_id,
             pid,
             completed,
+            in_agent,
         } => store.write_run(
             agent_id,
             framework_id,
@@ -195,6 +196,7 @@ pub fn apply(store: &CheckpointStore, op: &CheckpointOp) -> Result<(), Checkpoin
             &RunRecord {
                 pid: *pid,
                 completed: *completed,
+                in_agent: *in_agent,
             },
         ),
         CheckpointOp::Task {

@@ -6,9 +6,10 @@ use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
@@ -22,6 +23,7 @@ use super::{
     BoxFuture, CommandLine, ContainerizerError, ExitStatus, LaunchSpec, Launched, Limits,
     RecoverSpec, Recovery, Termination, TerminationReason, Usage,
 };
+use crate::reaper::{Reaper, ReaperState, SpawnRequest};
 
 /// How long the processes a leader left behind may take to die after SIGKILL, and its cgroup to
 /// become removable. SIGKILL cannot be caught, so only a process stuck in the kernel (an NFS
@@ -97,6 +99,10 @@ pub(crate) struct Engine<I: Isolation> {
     containers: Mutex<HashMap<ContainerId, Entry<I::Handle>>>,
     /// IDs of containers being launched, not yet in `containers`.
     starting: Mutex<HashSet<ContainerId>>,
+    /// Starts leaders as its children instead of ours, when the agent has one (see `reaper`).
+    reaper: OnceLock<Reaper>,
+    /// What the reaper held when the agent connected, for [`Self::recover`].
+    reaper_state: Mutex<ReaperState>,
 }
 
 struct Entry<H> {
@@ -114,7 +120,25 @@ impl<I: Isolation> Engine<I> {
             isolation,
             containers: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashSet::new()),
+            reaper: OnceLock::new(),
+            reaper_state: Mutex::new(ReaperState::default()),
         })
+    }
+
+    /// Starts every later leader under `reaper`; `state` is what it held when it connected.
+    pub fn use_reaper(&self, reaper: Reaper, state: ReaperState) {
+        *self
+            .reaper_state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = state;
+        let _ = self.reaper.set(reaper);
+    }
+
+    /// Tells the reaper that the end of a container is recorded: it need not keep its exit.
+    pub fn forget_exit(&self, container_id: &ContainerId) {
+        if let Some(reaper) = self.reaper.get() {
+            reaper.forget(container_id.as_str());
+        }
     }
 
     fn containers(&self) -> MutexGuard<'_, HashMap<ContainerId, Entry<I::Handle>>> {
@@ -142,8 +166,15 @@ impl<I: Isolation> Engine<I> {
         spec: LaunchSpec,
     ) -> Result<Launched, ContainerizerError> {
         let user = spec.user.as_deref().map(resolve_user).transpose()?;
-        let stdout = open_output(&spec.stdout_path)?;
-        let stderr = open_output(&spec.stderr_path)?;
+        // The reaper opens them itself.
+        let output = if self.reaper.get().is_some() {
+            None
+        } else {
+            Some((
+                open_output(&spec.stdout_path)?,
+                open_output(&spec.stderr_path)?,
+            ))
+        };
         let (program, argv) = match &spec.command {
             CommandLine::Shell(line) => (
                 "/bin/sh".to_owned(),
@@ -166,8 +197,7 @@ impl<I: Isolation> Engine<I> {
         let command = LeaderCommand {
             program,
             argv,
-            stdout,
-            stderr,
+            output,
             user,
         };
         let result = self.start(container_id.clone(), &spec, command);
@@ -184,34 +214,77 @@ impl<I: Isolation> Engine<I> {
     ) -> Result<Launched, ContainerizerError> {
         let handle = self.isolation.prepare(&container_id, &spec.limits)?;
         let attach_files = self.isolation.attach_files(&handle);
-        let spawned = spawn::spawn(SpawnSpec {
-            program: &command.program,
-            argv: &command.argv,
-            env: &spec.env,
-            working_dir: &spec.working_dir,
-            stdout: command.stdout,
-            stderr: command.stderr,
-            attach_files: &attach_files,
-            user: command.user.as_ref(),
-        });
-        let Spawned { pid: leader, pidfd } = match spawned {
-            Ok(spawned) => spawned,
-            Err(source) => {
-                if let Err(error) = self.isolation.release(&handle) {
-                    warn!(%container_id, %error, "failed to release the isolation of a container that did not start");
-                }
-                return Err(ContainerizerError::Launch {
-                    container_id,
-                    source,
-                });
+        let release = |engine: &Self, handle: &I::Handle| {
+            if let Err(error) = engine.isolation.release(handle) {
+                warn!(%container_id, %error, "failed to release the isolation of a container that did not start");
             }
         };
-        let pid = leader.as_raw_nonzero().get().unsigned_abs();
-        debug!(%container_id, pid, "container launched");
-        let exit = child_exit(pidfd).map_err(|source| ContainerizerError::Launch {
+        let launch_error = |source| ContainerizerError::Launch {
             container_id: container_id.clone(),
             source,
-        })?;
+        };
+        let (leader, exit): (Pid, BoxFuture<Option<ExitStatus>>) =
+            match (self.reaper.get(), command.output) {
+                (Some(reaper), _) => {
+                    let request = SpawnRequest {
+                        container_id: container_id.as_str().to_owned(),
+                        program: command.program,
+                        argv: command.argv,
+                        env: spec.env.clone(),
+                        working_dir: spec.working_dir.clone(),
+                        stdout: spec.stdout_path.clone(),
+                        stderr: spec.stderr_path.clone(),
+                        attach_files: attach_files
+                            .iter()
+                            .map(|file| {
+                                std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+                                    file.as_bytes(),
+                                ))
+                            })
+                            .collect(),
+                        user: command.user.as_ref().map(|user| {
+                            (
+                                user.uid.as_raw(),
+                                user.gid.as_raw(),
+                                user.groups.iter().map(|gid| gid.as_raw()).collect(),
+                            )
+                        }),
+                    };
+                    let pid = match reaper.spawn(request) {
+                        Ok(pid) => pid,
+                        Err(error) => {
+                            release(self, &handle);
+                            return Err(launch_error(std::io::Error::other(error.to_string())));
+                        }
+                    };
+                    let leader = pid_from_raw(pid)?;
+                    (leader, Box::pin(reaper_exit(reaper, &container_id, leader)))
+                }
+                (None, Some((stdout, stderr))) => {
+                    let spawned = spawn::spawn(SpawnSpec {
+                        program: &command.program,
+                        argv: &command.argv,
+                        env: &spec.env,
+                        working_dir: &spec.working_dir,
+                        stdout,
+                        stderr,
+                        attach_files: &attach_files,
+                        user: command.user.as_ref(),
+                    });
+                    let Spawned { pid: leader, pidfd } = match spawned {
+                        Ok(spawned) => spawned,
+                        Err(source) => {
+                            release(self, &handle);
+                            return Err(launch_error(source));
+                        }
+                    };
+                    let exit = child_exit(pidfd).map_err(launch_error)?;
+                    (leader, Box::pin(exit))
+                }
+                (None, None) => unreachable!("outputs are opened when there is no reaper"),
+            };
+        let pid = leader.as_raw_nonzero().get().unsigned_abs();
+        debug!(%container_id, pid, "container launched");
         self.watch(&mut self.containers(), container_id, leader, handle, exit);
         Ok(Launched { pid })
     }
@@ -456,6 +529,12 @@ impl<I: Isolation> Engine<I> {
         let engine = Arc::clone(self);
         Box::pin(async move {
             let found = engine.isolation.recover(&known)?;
+            let reaper_state = std::mem::take(
+                &mut *engine
+                    .reaper_state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
             let mut recovery = Recovery::default();
             for (container_id, handle, leader) in found.alive {
                 // Recovering twice must not watch a container twice.
@@ -463,7 +542,17 @@ impl<I: Isolation> Engine<I> {
                     recovery.recovered.push(container_id);
                     continue;
                 }
-                match pidfd_exit(leader) {
+                let reaper = engine.reaper.get().filter(|_| {
+                    reaper_state.running.get(container_id.as_str())
+                        == Some(&leader.as_raw_nonzero().get().unsigned_abs())
+                });
+                // The reaper's child: it reports the exit status. Otherwise (the agent's child
+                // before, or the reaper is gone) only that it ended can be known.
+                let exit: std::io::Result<BoxFuture<Option<ExitStatus>>> = match reaper {
+                    Some(reaper) => Ok(Box::pin(reaper_exit(reaper, &container_id, leader))),
+                    None => pidfd_exit(leader).map(|exit| Box::pin(exit) as BoxFuture<_>),
+                };
+                match exit {
                     Ok(exit) => {
                         info!(%container_id, pid = leader.as_raw_nonzero().get(), "container recovered");
                         let mut containers = engine.containers();
@@ -487,7 +576,13 @@ impl<I: Isolation> Engine<I> {
                 {
                     warn!(%container_id, %error, "failed to clean up a container that exited");
                 }
-                info!(%container_id, "container did not survive the agent restart");
+                match reaper_state.exited.get(container_id.as_str()) {
+                    Some(status) => {
+                        info!(%container_id, %status, "container ended while the agent was down");
+                        recovery.exited.insert(container_id.clone(), *status);
+                    }
+                    None => info!(%container_id, "container did not survive the agent restart"),
+                }
                 recovery.missing.push(container_id);
             }
             for (name, handle) in found.orphans {
@@ -560,6 +655,26 @@ fn pidfd_exit(
     })
 }
 
+/// Resolves with the exit status the reaper reports for a leader it started; if the reaper is
+/// lost first, watches the leader as a process that is not ours (no exit status).
+fn reaper_exit(
+    reaper: &Reaper,
+    container_id: &ContainerId,
+    leader: Pid,
+) -> impl Future<Output = Option<ExitStatus>> + Send + 'static {
+    let reported = reaper.exit(container_id.as_str());
+    async move {
+        if let Ok(Some(status)) = reported.await {
+            return Some(status);
+        }
+        match pidfd_exit(leader) {
+            Ok(exit) => exit.await,
+            // Gone already.
+            Err(_) => None,
+        }
+    }
+}
+
 /// Registers a pidfd with the runtime's reactor, which then reports its process's exit.
 #[allow(unsafe_code)]
 fn watch_pidfd(pidfd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
@@ -599,8 +714,8 @@ fn open_output(path: &Path) -> Result<File, ContainerizerError> {
 struct LeaderCommand {
     program: String,
     argv: Vec<String>,
-    stdout: File,
-    stderr: File,
+    /// stdout and stderr, opened unless the reaper starts the leader.
+    output: Option<(File, File)>,
     user: Option<SpawnUser>,
 }
 
@@ -684,6 +799,18 @@ macro_rules! containerizer_over_engine {
 
             fn containers(&self) -> Vec<strata_protocol::ContainerId> {
                 self.engine.container_ids()
+            }
+
+            fn use_reaper(
+                &self,
+                reaper: $crate::reaper::Reaper,
+                state: $crate::reaper::ReaperState,
+            ) {
+                self.engine.use_reaper(reaper, state)
+            }
+
+            fn forget_exit(&self, container_id: &strata_protocol::ContainerId) {
+                self.engine.forget_exit(container_id)
             }
 
             fn limitation(

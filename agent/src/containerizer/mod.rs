@@ -27,7 +27,7 @@ use strata_protocol::{ContainerId, Resources};
 pub mod cgroups;
 mod engine;
 pub mod posix;
-mod spawn;
+pub(crate) mod spawn;
 
 #[cfg(target_os = "linux")]
 pub use cgroups::{CgroupVersion, CgroupsConfig, CgroupsContainerizer};
@@ -81,6 +81,14 @@ pub trait Containerizer: Send + Sync {
 
     /// Returns the containers launched or recovered and not yet forgotten.
     fn containers(&self) -> Vec<ContainerId>;
+
+    /// Starts every later leader under `reaper`, which keeps exit statuses across agent
+    /// restarts; `state` is what it held when the agent connected. Call before
+    /// [`Containerizer::recover`].
+    fn use_reaper(&self, reaper: crate::reaper::Reaper, state: crate::reaper::ReaperState);
+
+    /// Says that the end of a container is recorded for good, so the reaper may drop its exit.
+    fn forget_exit(&self, container_id: &ContainerId);
 
     /// Removes what the containerizer set up for this agent instance (its parent cgroups), once
     /// every container is gone: an agent stopped for good leaves nothing behind. Whatever still
@@ -215,7 +223,7 @@ impl ExitStatus {
 
     /// Reads what `waitid(WEXITED)` reported; `None` for a stop or continue, which it does not
     /// report.
-    fn from_waitid(status: &rustix::process::WaitIdStatus) -> Option<Self> {
+    pub(crate) fn from_waitid(status: &rustix::process::WaitIdStatus) -> Option<Self> {
         if let Some(code) = status.exit_status() {
             return Some(Self::Exited(code));
         }
@@ -285,6 +293,8 @@ pub struct Recovery {
     pub missing: Vec<ContainerId>,
     /// Names of containers that were not known and were killed and removed.
     pub orphans_destroyed: Vec<String>,
+    /// Of the missing containers, those whose leader's exit status the reaper kept.
+    pub exited: std::collections::BTreeMap<ContainerId, ExitStatus>,
 }
 
 /// Why a containerizer call failed.

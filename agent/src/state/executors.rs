@@ -299,11 +299,11 @@ impl AgentState {
         }
         let framework_id = self.ensure_framework(&framework_info, effects);
         let checkpoint = framework_info.checkpoint.unwrap_or(false);
-        // See `Executor::in_agent` for why only frameworks that do not checkpoint get this.
-        // Tasks that need the command executor's timers (a max completion time) or checks
-        // keep it.
+        // See `Executor::in_agent` for why checkpointing frameworks get this only where
+        // containers survive the agent. Tasks that need the command executor's timers (a max
+        // completion time) or checks keep it.
         let in_agent = command_executor
-            && !checkpoint
+            && (!checkpoint || self.config.survivable_containers)
             && tasks.len() == 1
             && tasks.iter().all(|task| {
                 task.max_completion_time.is_none()
@@ -341,6 +341,7 @@ impl AgentState {
                     container_id: container_id.clone(),
                     pid: None,
                     completed: false,
+                    in_agent,
                 })));
             }
             effects.push(Effect::Launch(Box::new(LaunchContainer {
@@ -752,7 +753,22 @@ impl AgentState {
             .executor_mut(&framework_id, &executor_id)
             .ok_or_else(|| InputError::UnknownContainer(container_id.clone()))?;
         executor.pid = Some(pid);
-        if executor.in_agent {
+        let in_agent = executor.in_agent;
+        if executor.checkpoint
+            && let Some(agent_id) = agent_id
+        {
+            // Before the task's updates, so that a restarted agent that has them finds the run.
+            effects.push(Effect::Checkpoint(Box::new(CheckpointOp::Run {
+                agent_id,
+                framework_id: framework_id.clone(),
+                executor_id: executor_id.clone(),
+                container_id: container_id.clone(),
+                pid: Some(pid),
+                completed: false,
+                in_agent,
+            })));
+        }
+        if in_agent {
             // The command runs: what the command executor reports once it has started it.
             if executor.phase == ExecutorPhase::Registering {
                 executor.phase = ExecutorPhase::Running;
@@ -773,19 +789,6 @@ impl AgentState {
                     );
                 }
             }
-            return Ok(());
-        }
-        if executor.checkpoint
-            && let Some(agent_id) = agent_id
-        {
-            effects.push(Effect::Checkpoint(Box::new(CheckpointOp::Run {
-                agent_id,
-                framework_id,
-                executor_id,
-                container_id: container_id.clone(),
-                pid: Some(pid),
-                completed: false,
-            })));
         }
         Ok(())
     }
@@ -824,6 +827,9 @@ impl AgentState {
         let in_agent = executor.in_agent;
         let checkpoint = executor.checkpoint;
         let pid = executor.pid;
+        // Set when the agent decided the tasks' fate before the container ended (a recovered
+        // executor that is gone): that, not the exit status, says how they end.
+        let decided = executor.pending_termination.is_some();
         let (state, pending_reason, pending_message) = executor
             .pending_termination
             .clone()
@@ -861,7 +867,10 @@ impl AgentState {
                 task.state = state;
                 executor.terminated.insert(task_id, task);
             }
-        } else if in_agent && end.reason != Some(TaskStatusReason::ReasonContainerLaunchFailed) {
+        } else if in_agent
+            && !decided
+            && end.reason != Some(TaskStatusReason::ReasonContainerLaunchFailed)
+        {
             // The container's leader was the task's command: its exit is the task's.
             let killed = std::mem::take(
                 &mut self
@@ -931,6 +940,7 @@ impl AgentState {
                 container_id: container_id.clone(),
                 pid,
                 completed: true,
+                in_agent,
             })));
         }
         self.remove_executor_if_done(&framework_id, &executor_id, effects);

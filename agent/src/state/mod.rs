@@ -89,6 +89,10 @@ pub struct AgentConfig {
     pub updates: UpdateConfig,
     /// Makes the container IDs and update UUIDs of this run unique; the actor draws it at random.
     pub id_seed: u64,
+    /// Whether containers outlive the agent with their exit statuses (the agent has a reaper):
+    /// then the agent runs command tasks of checkpointing frameworks itself too, with no
+    /// executor process, since a restarted agent still learns how each task ended.
+    pub survivable_containers: bool,
 }
 
 impl AgentConfig {
@@ -113,6 +117,7 @@ impl AgentConfig {
             max_completed_tasks_per_executor: 200,
             updates: UpdateConfig::default(),
             id_seed: 0,
+            survivable_containers: false,
         }
     }
 }
@@ -214,6 +219,8 @@ pub enum CheckpointOp {
         container_id: ContainerId,
         pid: Option<u32>,
         completed: bool,
+        /// The agent runs the run's command task itself (no executor process).
+        in_agent: bool,
     },
     Task {
         agent_id: AgentId,

@@ -26,6 +26,9 @@ pub struct RecoveryFacts {
     /// Why every executor of the previous run is gone regardless (a reboot, or
     /// `--recover=cleanup`); `None` when only the containers not in `alive` are.
     pub all_gone: Option<String>,
+    /// How containers not in `alive` ended, where that is known (the reaper kept their exit
+    /// statuses): a command task the agent ran itself then gets its real terminal state.
+    pub exited: BTreeMap<ContainerId, ContainerEnd>,
 }
 
 /// Tells whether a checkpointed executor is the built-in command executor, which the agent made
@@ -66,9 +69,14 @@ impl AgentState {
                     continue;
                 }
                 let alive = facts.all_gone.is_none() && facts.alive.contains(&container_id);
-                let rebuilt = self.recover_executor(now, &framework_id, executor.info, run, alive);
+                // A command task the agent ran whose end the reaper kept ends as it did.
+                let end_known =
+                    facts.all_gone.is_none() && facts.exited.contains_key(&container_id);
+                let rebuilt =
+                    self.recover_executor(now, &framework_id, executor.info, run, alive, end_known);
                 if !alive {
-                    ended.push(container_id.clone());
+                    // An executor's own exit says nothing of its tasks: those are lost.
+                    ended.push((container_id.clone(), end_known && rebuilt.in_agent));
                 }
                 self.containers.insert(
                     container_id,
@@ -91,15 +99,20 @@ impl AgentState {
         }
         // Executors that did not survive end now, as if their containers had just exited: their
         // live tasks get terminal updates, sent once the agent has reregistered.
+        let all_gone = facts.all_gone.is_some();
         let message = facts
             .all_gone
             .unwrap_or_else(|| "Executor terminated while the agent was down".to_owned());
-        for container_id in ended {
-            let end = ContainerEnd {
-                message: message.clone(),
-                reason: Some(TaskStatusReason::ReasonExecutorReregistrationTimeout),
-                status: -1,
-            };
+        let mut exited = facts.exited;
+        for (container_id, use_known_end) in ended {
+            let end = exited
+                .remove(&container_id)
+                .filter(|_| use_known_end && !all_gone)
+                .unwrap_or_else(|| ContainerEnd {
+                    message: message.clone(),
+                    reason: Some(TaskStatusReason::ReasonExecutorReregistrationTimeout),
+                    status: -1,
+                });
             if let Err(error) = self.container_exited(now, &container_id, end, effects) {
                 self.counters.recovery_errors += 1;
                 tracing::warn!(%container_id, %error, "cannot end a recovered executor");
@@ -118,7 +131,9 @@ impl AgentState {
         info: ExecutorInfo,
         run: RecoveredRun,
         alive: bool,
+        end_known: bool,
     ) -> Executor {
+        let in_agent = run.record.in_agent;
         let executor_id = info.executor_id.clone();
         let mut launched = BTreeMap::new();
         let mut terminated = BTreeMap::new();
@@ -179,11 +194,15 @@ impl AgentState {
             .unwrap_or(self.config.executor_shutdown_grace_period);
         Executor {
             command_executor: is_command_executor(&info),
-            // Only checkpointing frameworks are recovered, and their tasks have executors.
-            in_agent: false,
+            in_agent,
             info,
             container_id: run.container_id,
-            phase: ExecutorPhase::Registering,
+            // A command task the agent runs needs no executor to resubscribe.
+            phase: if in_agent {
+                ExecutorPhase::Running
+            } else {
+                ExecutorPhase::Registering
+            },
             conn: None,
             checkpoint: true,
             pid: run.record.pid,
@@ -191,12 +210,15 @@ impl AgentState {
             launched,
             terminated,
             completed,
-            deadline: alive.then(|| now.mono + self.config.executor_reregistration_timeout),
+            deadline: (alive && !in_agent)
+                .then(|| now.mono + self.config.executor_reregistration_timeout),
             shutdown_grace_period,
             destroying: false,
             // Tasks of an executor that is gone may still have run to completion: the agent
-            // cannot tell, so they are lost (Mesos's TASK_LOST on recovery).
-            pending_termination: (!alive).then(|| (TaskState::Lost, None, String::new())),
+            // cannot tell, so they are lost (Mesos's TASK_LOST on recovery). A command task the
+            // agent ran itself ends by its exit status, where the reaper kept it.
+            pending_termination: (!(alive || (in_agent && end_known)))
+                .then(|| (TaskState::Lost, None, String::new())),
             recovered: true,
             pending_kills: BTreeMap::new(),
         }

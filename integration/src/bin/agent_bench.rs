@@ -9,17 +9,19 @@
 //! 2. a real agent (fsync on) registered with a stand-in master, a transport node in this
 //!    process that sends `--tasks` RunTask messages for `/bin/true`, keeping `--window` in
 //!    flight, and acknowledges every update; once with posix isolation and once with cgroups,
-//!    each for two frameworks:
-//!    - one that does not checkpoint: the agent runs each command task itself, the task's
-//!      command as its container's leader;
-//!    - one that checkpoints: each task runs under the command executor process (the release
-//!      `strata` binary), and the agent checkpoints the task and its updates; a task counts
-//!      when its terminal update reaches the stand-in master, which the agent sends only once
-//!      the update is durable in its checkpoint.
+//!    each for two frameworks. Either way the agent runs each command task itself, the task's
+//!    command as its container's leader, started by the work dir's reaper (the release
+//!    `strata` binary, one process for the whole phase):
+//!    - one that does not checkpoint;
+//!    - one that checkpoints: the agent checkpoints the task, its run and its updates; a task
+//!      counts when its terminal update reaches the stand-in master, which the agent sends only
+//!      once the update is durable in its checkpoint.
 //!
 //! The stand-in master keeps the measurement on the agent: no offers, no allocator. Each phase
 //! reports tasks per second, the ratio to the baseline, and the CPU time per task of the agent's
-//! process (this process) and of the tasks and executors it started.
+//! process (this process) and of the processes it started (tasks and the reaper, which is a
+//! child of this process while it lives, but is counted only when it exits: so at the end of
+//! each phase the agent is stopped and the reaper with it).
 
 // The benchmark's product is its report on stdout.
 #![allow(clippy::print_stdout)]
@@ -98,7 +100,7 @@ fn main() -> anyhow::Result<()> {
         for checkpoint in [false, true] {
             for (isolation_name, isolation) in &isolations {
                 let framework = if checkpoint {
-                    "checkpointing, executor process"
+                    "checkpointing, run by the agent"
                 } else {
                     "no checkpoint, run by the agent"
                 };
