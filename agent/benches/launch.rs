@@ -224,6 +224,7 @@ async fn launch_all(
         stdout_path: sandbox.join("stdout"),
         stderr_path: sandbox.join("stderr"),
         limits,
+        outlive_agent: false,
     };
     for launch_idx in launch_idxs {
         let container_id =

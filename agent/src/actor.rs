@@ -543,6 +543,7 @@ impl AgentActor {
             stdout_path: dir.join("stdout"),
             stderr_path: dir.join("stderr"),
             limits: Limits::from_resources(&launch.resources, self.rt.pids_max),
+            outlive_agent: launch.checkpoint,
         };
         Ok(LaunchJob {
             agent_id: launch.agent_id.clone(),

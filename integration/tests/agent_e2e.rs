@@ -154,7 +154,7 @@ fn processes_in(dir: &Path) -> Vec<(u32, u32, String)> {
 }
 
 #[actix_rt::test]
-async fn the_agent_runs_command_tasks_itself_under_its_reaper() {
+async fn the_agent_runs_the_command_tasks_of_a_framework_without_checkpoint_itself() {
     let work_dir = tempfile::tempdir().unwrap();
     let master = start_master().await;
     let agent = start_agent(agent_options(
@@ -187,8 +187,8 @@ async fn the_agent_runs_command_tasks_itself_under_its_reaper() {
         Some("Command exited with status 3")
     );
 
-    // A running command is the container's leader: a child of the work dir's reaper, with no
-    // executor process in between.
+    // A running command is the container's leader: a child of the agent, with no executor
+    // process in between.
     let offer = scheduler.next_offer().await;
     let task = command_task(
         "sleeper",
@@ -205,18 +205,10 @@ async fn the_agent_runs_command_tasks_itself_under_its_reaper() {
     let (_, ppid, comm) = &processes[0];
     // RUNNING is reported once the leader started; the shell may not have exec'd yet.
     assert!(comm == "sleep" || comm == "sh", "{comm}");
-    let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
-    let parent: Vec<String> = parent
-        .split(|&byte| byte == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    let socket = strata_agent::reaper::socket_path(work_dir.path());
-    assert!(
-        parent.iter().any(|arg| arg == "reaper")
-            && parent
-                .iter()
-                .any(|arg| arg == &socket.display().to_string()),
-        "its parent is not the work dir's reaper: {parent:?}"
+    assert_eq!(
+        *ppid,
+        std::process::id(),
+        "the agent (this process) is its parent"
     );
 
     // Without TASK_KILLING_STATE, a kill is straight TASK_KILLED, from SIGTERM.
@@ -322,6 +314,64 @@ async fn a_finished_runs_sandbox_and_checkpoint_are_collected_together() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    agent.stop_and_destroy().await;
+    master.stop().await;
+}
+
+/// A checkpointing framework's command task runs with no executor process too, as a child of
+/// the work dir's reaper, which outlives the agent; its exit status still makes its update.
+#[actix_rt::test]
+async fn a_checkpointing_frameworks_command_task_is_a_child_of_the_reaper() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let master = start_master().await;
+    let agent = start_agent(agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Cgroups,
+    ))
+    .await;
+    let mut scheduler = TestScheduler::start(&master);
+    let framework_id = scheduler
+        .subscribe(serde_json::json!({"user": "root", "name": "checkpointing", "checkpoint": true}))
+        .await;
+    let offer = scheduler.next_offer().await;
+    let task = command_task(
+        "child-of-the-reaper",
+        &offer.agent_id,
+        "cpus:0.5;mem:64",
+        "echo $PPID > parent; while [ ! -f go ]; do sleep 0.01; done; exit 4",
+    );
+    scheduler.launch(&offer, vec![task]);
+    let task_id = TaskId::new("child-of-the-reaper").unwrap();
+    scheduler.wait_for_state(&task_id, TaskState::Running).await;
+    let sandbox = latest_run(work_dir.path(), &framework_id, "child-of-the-reaper");
+    let parent = loop {
+        // Written by the task once it runs.
+        match std::fs::read_to_string(sandbox.join("parent")) {
+            Ok(pid) if pid.ends_with('\n') => break pid.trim().to_owned(),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
+    let cmdline: Vec<String> = cmdline
+        .split(|&byte| byte == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    let socket = strata_agent::reaper::socket_path(work_dir.path());
+    assert!(
+        cmdline.iter().any(|arg| arg == "reaper")
+            && cmdline
+                .iter()
+                .any(|arg| arg == &socket.display().to_string()),
+        "its parent is not the work dir's reaper: {cmdline:?}"
+    );
+    std::fs::write(sandbox.join("go"), "").unwrap();
+    let seen = scheduler.wait_for_state(&task_id, TaskState::Failed).await;
+    assert_eq!(
+        seen.last().unwrap().message.as_deref(),
+        Some("Command exited with status 4")
+    );
     agent.stop_and_destroy().await;
     master.stop().await;
 }

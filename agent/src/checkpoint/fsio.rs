@@ -26,6 +26,9 @@ pub(crate) fn io_error(op: &'static str, path: &Path, source: io::Error) -> Chec
     }
 }
 
+/// How many files and directories a commit syncs one by one; more, and it syncs the filesystem.
+const SYNCFS_ABOVE: usize = 8;
+
 /// File operations with or without fsync, each made durable at once or, in a batch, all at
 /// [`Fs::commit`].
 #[derive(Debug, Clone)]
@@ -85,12 +88,19 @@ impl Fs {
         } = std::mem::take(&mut *pending);
         drop(pending);
         let result = (|| {
-            for (path, file) in &files {
-                file.sync_data()
-                    .map_err(|err| io_error("sync", path, err))?;
-            }
-            for dir in &dirs {
-                sync_dir_now(dir)?;
+            // Past a few files, one sync of the whole filesystem costs less than one each: the
+            // journal commits once either way, and each fsync also waits for the device.
+            let sync_filesystem = files.len() + dirs.len() > SYNCFS_ABOVE;
+            if sync_filesystem && let Some((path, file)) = files.first() {
+                rustix::fs::syncfs(file).map_err(|err| io_error("sync", path, err.into()))?;
+            } else {
+                for (path, file) in &files {
+                    file.sync_data()
+                        .map_err(|err| io_error("sync", path, err))?;
+                }
+                for dir in &dirs {
+                    sync_dir_now(dir)?;
+                }
             }
             let mut renamed_in = BTreeSet::new();
             for (tmp, path) in &renames {
@@ -99,8 +109,14 @@ impl Fs {
                     renamed_in.insert(dir.to_path_buf());
                 }
             }
-            for dir in &renamed_in {
-                sync_dir_now(dir)?;
+            if renamed_in.len() > SYNCFS_ABOVE
+                && let Some((path, file)) = files.first()
+            {
+                rustix::fs::syncfs(file).map_err(|err| io_error("sync", path, err.into()))?;
+            } else {
+                for dir in &renamed_in {
+                    sync_dir_now(dir)?;
+                }
             }
             Ok(())
         })();

@@ -166,8 +166,9 @@ impl<I: Isolation> Engine<I> {
         spec: LaunchSpec,
     ) -> Result<Launched, ContainerizerError> {
         let user = spec.user.as_deref().map(resolve_user).transpose()?;
+        let reaper = self.reaper.get().filter(|_| spec.outlive_agent);
         // The reaper opens them itself.
-        let output = if self.reaper.get().is_some() {
+        let output = if reaper.is_some() {
             None
         } else {
             Some((
@@ -199,6 +200,7 @@ impl<I: Isolation> Engine<I> {
             argv,
             output,
             user,
+            reaper: reaper.cloned(),
         };
         let result = self.start(container_id.clone(), &spec, command);
         self.starting().remove(&container_id);
@@ -224,7 +226,7 @@ impl<I: Isolation> Engine<I> {
             source,
         };
         let (leader, exit): (Pid, BoxFuture<Option<ExitStatus>>) =
-            match (self.reaper.get(), command.output) {
+            match (&command.reaper, command.output) {
                 (Some(reaper), _) => {
                     let request = SpawnRequest {
                         container_id: container_id.as_str().to_owned(),
@@ -717,6 +719,8 @@ struct LeaderCommand {
     /// stdout and stderr, opened unless the reaper starts the leader.
     output: Option<(File, File)>,
     user: Option<SpawnUser>,
+    /// Starts the leader when the container is to outlive the agent.
+    reaper: Option<Reaper>,
 }
 
 /// Looks up the user a container runs as before the clone, so that the child only makes system

@@ -120,6 +120,10 @@ pub struct LaunchSpec {
     pub stderr_path: PathBuf,
     /// Ignored by [`PosixContainerizer`], which cannot enforce them.
     pub limits: Limits,
+    /// Whether the container must outlive the agent and keep its exit status for the next agent
+    /// run (its framework checkpoints): the reaper, when the agent has one, starts it. Others
+    /// the agent clones itself, which launches faster: one process clones them all.
+    pub outlive_agent: bool,
 }
 
 /// The command line of a container's leader.

@@ -41,6 +41,7 @@ impl Sandbox {
             stdout_path: self.path("stdout"),
             stderr_path: self.path("stderr"),
             limits: Limits::default(),
+            outlive_agent: false,
         }
     }
 
