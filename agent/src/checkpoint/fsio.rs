@@ -168,19 +168,17 @@ impl Fs {
     /// write a temporary file in the same directory, sync it, rename it over, sync the directory.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         let dir = path.parent().expect("checkpoint files live in a directory");
-        self.create_dirs(dir)?;
         let name = path.file_name().expect("checkpoint files have names");
         let seq = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!("{TMP_PREFIX}{}-{seq}", name.to_string_lossy()));
-        if let Some(mut pending) = self.pending() {
-            // Synced and renamed into place at the commit.
-            let written = File::create(&tmp)
-                .map_err(|err| io_error("create", &tmp, err))
-                .and_then(|mut file| {
-                    file.write_all(bytes)
-                        .map_err(|err| io_error("write", &tmp, err))?;
-                    Ok(file)
-                });
+        if self.batch.is_some() {
+            // Synced and renamed into place at the commit. Made before the batch's lock is
+            // taken: making a missing directory records it in the batch too.
+            let written = self.create_in_dir(&tmp, dir).and_then(|mut file| {
+                file.write_all(bytes)
+                    .map_err(|err| io_error("write", &tmp, err))?;
+                Ok(file)
+            });
             let file = match written {
                 Ok(file) => file,
                 Err(err) => {
@@ -188,10 +186,12 @@ impl Fs {
                     return Err(err);
                 }
             };
+            let mut pending = self.pending().expect("in a batch");
             pending.files.push((tmp.clone(), file));
             pending.renames.push((tmp, path.to_path_buf()));
             return Ok(());
         }
+        self.create_dirs(dir)?;
         let result = self.write_then_rename(&tmp, path, bytes);
         if result.is_err() {
             // Best effort: the temporary file is garbage either way, and the original error is
@@ -217,22 +217,42 @@ impl Fs {
         fs::rename(tmp, path).map_err(|err| io_error("rename into place", path, err))
     }
 
+    /// Creates `path` (truncating it) in `dir`, making `dir` first only if it is missing: most
+    /// writes go to directories that exist, and one failed open costs less than a stat each time.
+    fn create_in_dir(&self, path: &Path, dir: &Path) -> Result<File, CheckpointError> {
+        match File::create(path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                self.create_dirs(dir)?;
+                File::create(path)
+            }
+            result => result,
+        }
+        .map_err(|err| io_error("create", path, err))
+    }
+
     /// Appends `bytes` to `path`, creating it if needed. On a failed write the file is cut back
     /// to its previous length, so that a later append does not land after half a record.
     pub fn append(&self, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         let dir = path.parent().expect("checkpoint files live in a directory");
-        self.create_dirs(dir)?;
-        let (mut file, created) = match OpenOptions::new().append(true).create_new(true).open(path)
-        {
-            Ok(file) => (file, true),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                let file = OpenOptions::new()
-                    .append(true)
-                    .open(path)
-                    .map_err(|err| io_error("open", path, err))?;
-                (file, false)
+        // Most appends go to a log that exists; the first one creates it (and its directory).
+        let (mut file, created) = match OpenOptions::new().append(true).open(path) {
+            Ok(file) => (file, false),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                self.create_dirs(dir)?;
+                match OpenOptions::new().append(true).create_new(true).open(path) {
+                    Ok(file) => (file, true),
+                    // Created meanwhile: only this writer appends, but be exact anyway.
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => (
+                        OpenOptions::new()
+                            .append(true)
+                            .open(path)
+                            .map_err(|err| io_error("open", path, err))?,
+                        false,
+                    ),
+                    Err(err) => return Err(io_error("create", path, err)),
+                }
             }
-            Err(err) => return Err(io_error("create", path, err)),
+            Err(err) => return Err(io_error("open", path, err)),
         };
         let len_before = file
             .metadata()
