@@ -691,26 +691,23 @@ impl Reaper {
     /// Resolves with the exit status of a container the reaper started (or had running when
     /// the agent connected); `None` if that reaper is lost first.
     pub fn exit(&self, container_id: &str) -> oneshot::Receiver<Option<ExitStatus>> {
-        let inner = Arc::clone(
+        self.connection().exit(container_id)
+    }
+
+    /// The current connection, live or lost.
+    fn connection(&self) -> Arc<Inner> {
+        Arc::clone(
             &self
                 .shared
                 .inner
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
-        );
-        inner.exit(container_id)
+        )
     }
 
     /// Tells the reaper it need not keep a container's exit any more.
     pub fn forget(&self, container_id: &str) {
-        let inner = Arc::clone(
-            &self
-                .shared
-                .inner
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        if let Err(error) = inner.send(&Request::Forget {
+        if let Err(error) = self.connection().send(&Request::Forget {
             container_id: container_id.to_owned(),
         }) {
             debug!(%error, container_id, "cannot tell the reaper to forget an exit");

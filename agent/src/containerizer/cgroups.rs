@@ -402,6 +402,16 @@ impl CgroupIsolation {
         Ok(())
     }
 
+    /// The directories `name` has under the instance, with or without a pids cgroup as `dirs`.
+    fn named_like(&self, name: &str, dirs: &CgroupDirs) -> CgroupDirs {
+        let named = self.instance.join(name);
+        if dirs.has_pids {
+            named
+        } else {
+            named.without_pids()
+        }
+    }
+
     fn idle(&self) -> MutexGuard<'_, IdleCgroups> {
         self.idle
             .lock()
@@ -426,12 +436,7 @@ impl CgroupIsolation {
             let (name, _, applied) = idle.names.swap_remove(at);
             (name, applied)
         };
-        let idle_dirs = self.instance.join(&name);
-        let idle_dirs = if dirs.has_pids {
-            idle_dirs
-        } else {
-            idle_dirs.without_pids()
-        };
+        let idle_dirs = self.named_like(&name, dirs);
         let result = idle_dirs
             .unique
             .iter()
@@ -498,12 +503,7 @@ impl CgroupIsolation {
         if !reusable {
             return false;
         }
-        let idle_dirs = self.instance.join(&name);
-        let idle_dirs = if dirs.has_pids {
-            idle_dirs
-        } else {
-            idle_dirs.without_pids()
-        };
+        let idle_dirs = self.named_like(&name, dirs);
         let renamed = dirs
             .unique
             .iter()
