@@ -375,3 +375,93 @@ async fn a_checkpointing_frameworks_command_task_is_a_child_of_the_reaper() {
     agent.stop_and_destroy().await;
     master.stop().await;
 }
+
+/// The pid of the work dir's reaper, from its command line.
+fn reaper_pid(work_dir: &Path) -> Option<u32> {
+    let socket = strata_agent::reaper::socket_path(work_dir)
+        .display()
+        .to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&byte| byte == 0).collect();
+            (args.contains(&&b"reaper"[..]) && args.contains(&socket.as_bytes())).then_some(pid)
+        })
+}
+
+/// Losing the reaper while the agent runs costs only the exit statuses of what it had started:
+/// such a task still ends (FAILED, status unknown), and the next launch gets a new reaper.
+#[actix_rt::test]
+async fn a_lost_reaper_is_replaced_and_its_tasks_still_end() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let master = start_master().await;
+    let agent = start_agent(agent_options(
+        &master,
+        work_dir.path(),
+        "cpus:2;mem:1024",
+        Isolation::Posix,
+    ))
+    .await;
+    let mut scheduler = TestScheduler::start(&master);
+    let framework_id = scheduler
+        .subscribe(serde_json::json!({"user": "root", "name": "reaper-lost", "checkpoint": true}))
+        .await;
+    let offer = scheduler.next_offer().await;
+    let task = command_task(
+        "orphaned",
+        &offer.agent_id,
+        "cpus:0.5;mem:64",
+        "echo $$ > pid; exec sleep 1000",
+    );
+    scheduler.launch(&offer, vec![task]);
+    let orphaned = TaskId::new("orphaned").unwrap();
+    scheduler
+        .wait_for_state(&orphaned, TaskState::Running)
+        .await;
+    let sandbox = latest_run(work_dir.path(), &framework_id, "orphaned");
+    let first = reaper_pid(work_dir.path()).expect("the reaper runs");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &first.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let task_pid = loop {
+        match std::fs::read_to_string(sandbox.join("pid")) {
+            Ok(pid) if pid.ends_with('\n') => break pid.trim().to_owned(),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    // The task outlived its parent; once it ends, the agent still reports it.
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &task_pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let seen = scheduler.wait_for_state(&orphaned, TaskState::Failed).await;
+    let failed = seen.last().unwrap();
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .is_some_and(|message| message.contains("unknown")),
+        "{failed:#?}"
+    );
+
+    let offer = scheduler.next_offer().await;
+    let task = command_task("next", &offer.agent_id, "cpus:0.5;mem:64", "exit 0");
+    scheduler.launch(&offer, vec![task]);
+    scheduler
+        .wait_for_state(&TaskId::new("next").unwrap(), TaskState::Finished)
+        .await;
+    let second = reaper_pid(work_dir.path()).expect("a new reaper");
+    assert_ne!(first, second);
+    agent.stop_and_destroy().await;
+    master.stop().await;
+}
