@@ -346,25 +346,11 @@ async fn a_checkpointing_frameworks_command_task_is_a_child_of_the_reaper() {
     let task_id = TaskId::new("child-of-the-reaper").unwrap();
     scheduler.wait_for_state(&task_id, TaskState::Running).await;
     let sandbox = latest_run(work_dir.path(), &framework_id, "child-of-the-reaper");
-    let parent = loop {
-        // Written by the task once it runs.
-        match std::fs::read_to_string(sandbox.join("parent")) {
-            Ok(pid) if pid.ends_with('\n') => break pid.trim().to_owned(),
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    };
-    let cmdline = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
-    let cmdline: Vec<String> = cmdline
-        .split(|&byte| byte == 0)
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect();
-    let socket = strata_agent::reaper::socket_path(work_dir.path());
-    assert!(
-        cmdline.iter().any(|arg| arg == "reaper")
-            && cmdline
-                .iter()
-                .any(|arg| arg == &socket.display().to_string()),
-        "its parent is not the work dir's reaper: {cmdline:?}"
+    let parent: u32 = written_line(&sandbox.join("parent")).await.parse().unwrap();
+    assert_eq!(
+        Some(parent),
+        reaper_pid(work_dir.path()),
+        "its parent is not the work dir's reaper"
     );
     std::fs::write(sandbox.join("go"), "").unwrap();
     let seen = scheduler.wait_for_state(&task_id, TaskState::Failed).await;
@@ -374,6 +360,16 @@ async fn a_checkpointing_frameworks_command_task_is_a_child_of_the_reaper() {
     );
     agent.stop_and_destroy().await;
     master.stop().await;
+}
+
+/// The line a task writes into `path`, once it is whole.
+async fn written_line(path: &Path) -> String {
+    loop {
+        match std::fs::read_to_string(path) {
+            Ok(line) if line.ends_with('\n') => return line.trim().to_owned(),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
 }
 
 /// The pid of the work dir's reaper, from its command line.
@@ -430,12 +426,7 @@ async fn a_lost_reaper_is_replaced_and_its_tasks_still_end() {
             .unwrap()
             .success()
     );
-    let task_pid = loop {
-        match std::fs::read_to_string(sandbox.join("pid")) {
-            Ok(pid) if pid.ends_with('\n') => break pid.trim().to_owned(),
-            _ => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    };
+    let task_pid = written_line(&sandbox.join("pid")).await;
     // The task outlived its parent; once it ends, the agent still reports it.
     assert!(
         std::process::Command::new("kill")
