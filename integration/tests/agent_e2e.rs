@@ -1,5 +1,6 @@
-//! A framework runs command tasks on a real agent: the master over TCP, the agent's actor, the
-//! `strata executor` binary in a container, status updates back to the framework.
+//! A framework runs command tasks on a real agent: the master over TCP, the agent's actor, each
+//! task's command as its container's leader (a child of the agent, or of the work dir's reaper
+//! for a checkpointing framework), status updates back to the framework.
 
 use std::path::Path;
 use std::time::Duration;
