@@ -28,11 +28,8 @@
 //! [`FIRST_CONNECTION_TIMEOUT`] for the agent that started it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::ffi::CString;
-use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +43,8 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use crate::containerizer::ExitStatus;
-use crate::containerizer::spawn::{self, SpawnSpec, SpawnUser};
+pub use crate::containerizer::spawn::SpawnUser;
+use crate::containerizer::spawn::{self, SpawnSpec};
 
 /// Exits kept for an agent that has not forgotten them, at most.
 pub const MAX_EXITS: usize = 16_384;
@@ -164,8 +162,7 @@ pub struct SpawnRequest {
     pub stderr: PathBuf,
     /// `cgroup.procs` files the child enters before it execs.
     pub attach_files: Vec<PathBuf>,
-    /// uid, gid and supplementary groups to drop to.
-    pub user: Option<(u32, u32, Vec<u32>)>,
+    pub user: Option<SpawnUser>,
 }
 
 /// From the agent to the reaper.
@@ -510,32 +507,15 @@ impl Server {
     }
 
     fn spawn(&mut self, request: SpawnRequest) -> io::Result<u32> {
-        let open = |path: &Path| OpenOptions::new().create(true).append(true).open(path);
-        let attach_files = request
-            .attach_files
-            .iter()
-            .map(|path| {
-                CString::new(path.as_os_str().as_bytes())
-                    .map_err(|_| io::Error::other("a cgroup path holds a NUL byte"))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        let user = request.user.as_ref().map(|(uid, gid, groups)| SpawnUser {
-            uid: rustix::process::Uid::from_raw(*uid),
-            gid: rustix::process::Gid::from_raw(*gid),
-            groups: groups
-                .iter()
-                .map(|gid| rustix::process::Gid::from_raw(*gid))
-                .collect(),
-        });
         let spawned = spawn::spawn(SpawnSpec {
             program: &request.program,
             argv: &request.argv,
             env: &request.env,
             working_dir: &request.working_dir,
-            stdout: open(&request.stdout)?,
-            stderr: open(&request.stderr)?,
-            attach_files: &attach_files,
-            user: user.as_ref(),
+            stdout: spawn::open_output(&request.stdout)?,
+            stderr: spawn::open_output(&request.stderr)?,
+            attach_files: &request.attach_files,
+            user: request.user.as_ref(),
         })?;
         let token = self.next_token;
         self.next_token += 1;
@@ -910,11 +890,7 @@ fn start(socket: &Path, launcher: &Path) -> Result<(), ReaperError> {
         launcher: launcher.to_path_buf(),
         source,
     };
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(socket.with_extension("log"))
-        .map_err(start_error)?;
+    let log = spawn::open_output(&socket.with_extension("log")).map_err(start_error)?;
     let mut command = std::process::Command::new(launcher);
     command
         .arg("reaper")

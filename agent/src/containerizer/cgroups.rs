@@ -39,10 +39,8 @@
 //! limit where the kernel accounts for it (`memory.memsw.*`, `memory.swap.max`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -591,13 +589,10 @@ impl Isolation for CgroupIsolation {
         Ok(dirs)
     }
 
-    fn attach_files(&self, dirs: &CgroupDirs) -> Vec<CString> {
+    fn attach_files(&self, dirs: &CgroupDirs) -> Vec<PathBuf> {
         dirs.unique
             .iter()
-            .map(|dir| {
-                CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
-                    .expect("cgroup paths are built from validated IDs, which hold no NUL")
-            })
+            .map(|dir| dir.join("cgroup.procs"))
             .collect()
     }
 

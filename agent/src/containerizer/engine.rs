@@ -3,10 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -43,7 +42,7 @@ pub(crate) trait Isolation: Send + Sync + 'static {
     ) -> Result<Self::Handle, ContainerizerError>;
 
     /// Files into which the child writes `0` (itself) between fork and exec: its `cgroup.procs`.
-    fn attach_files(&self, handle: &Self::Handle) -> Vec<CString>;
+    fn attach_files(&self, handle: &Self::Handle) -> Vec<std::path::PathBuf>;
 
     /// Sends `signal` to every process of the container: its process group, and for cgroups the
     /// processes that left the group but not the cgroup.
@@ -166,15 +165,12 @@ impl<I: Isolation> Engine<I> {
         spec: LaunchSpec,
     ) -> Result<Launched, ContainerizerError> {
         let user = spec.user.as_deref().map(resolve_user).transpose()?;
-        let reaper = self.reaper.get().filter(|_| spec.outlive_agent);
-        // The reaper opens them itself.
-        let output = if reaper.is_some() {
-            None
-        } else {
-            Some((
-                open_output(&spec.stdout_path)?,
-                open_output(&spec.stderr_path)?,
-            ))
+        let starter = match self.reaper.get().filter(|_| spec.outlive_agent) {
+            Some(reaper) => Starter::Reaper(reaper.clone()),
+            None => Starter::Agent {
+                stdout: open_output(&spec.stdout_path)?,
+                stderr: open_output(&spec.stderr_path)?,
+            },
         };
         let (program, argv) = match &spec.command {
             CommandLine::Shell(line) => (
@@ -198,9 +194,8 @@ impl<I: Isolation> Engine<I> {
         let command = LeaderCommand {
             program,
             argv,
-            output,
             user,
-            reaper: reaper.cloned(),
+            starter,
         };
         let result = self.start(container_id.clone(), &spec, command);
         self.starting().remove(&container_id);
@@ -225,66 +220,54 @@ impl<I: Isolation> Engine<I> {
             container_id: container_id.clone(),
             source,
         };
-        let (leader, exit): (Pid, BoxFuture<Option<ExitStatus>>) =
-            match (&command.reaper, command.output) {
-                (Some(reaper), _) => {
-                    let request = SpawnRequest {
-                        container_id: container_id.as_str().to_owned(),
-                        program: command.program,
-                        argv: command.argv,
-                        env: spec.env.clone(),
-                        working_dir: spec.working_dir.clone(),
-                        stdout: spec.stdout_path.clone(),
-                        stderr: spec.stderr_path.clone(),
-                        attach_files: attach_files
-                            .iter()
-                            .map(|file| {
-                                std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
-                                    file.as_bytes(),
-                                ))
-                            })
-                            .collect(),
-                        user: command.user.as_ref().map(|user| {
-                            (
-                                user.uid.as_raw(),
-                                user.gid.as_raw(),
-                                user.groups.iter().map(|gid| gid.as_raw()).collect(),
-                            )
-                        }),
-                    };
-                    let pid = match reaper.spawn(request) {
-                        Ok(pid) => pid,
-                        Err(error) => {
-                            release(self, &handle);
-                            return Err(launch_error(std::io::Error::other(error.to_string())));
-                        }
-                    };
-                    let leader = pid_from_raw(pid)?;
-                    (leader, Box::pin(reaper_exit(reaper, &container_id, leader)))
-                }
-                (None, Some((stdout, stderr))) => {
-                    let spawned = spawn::spawn(SpawnSpec {
-                        program: &command.program,
-                        argv: &command.argv,
-                        env: &spec.env,
-                        working_dir: &spec.working_dir,
-                        stdout,
-                        stderr,
-                        attach_files: &attach_files,
-                        user: command.user.as_ref(),
-                    });
-                    let Spawned { pid: leader, pidfd } = match spawned {
-                        Ok(spawned) => spawned,
-                        Err(source) => {
-                            release(self, &handle);
-                            return Err(launch_error(source));
-                        }
-                    };
-                    let exit = child_exit(pidfd).map_err(launch_error)?;
-                    (leader, Box::pin(exit))
-                }
-                (None, None) => unreachable!("outputs are opened when there is no reaper"),
-            };
+        let (leader, exit): (Pid, BoxFuture<Option<ExitStatus>>) = match command.starter {
+            Starter::Reaper(reaper) => {
+                let request = SpawnRequest {
+                    container_id: container_id.as_str().to_owned(),
+                    program: command.program,
+                    argv: command.argv,
+                    env: spec.env.clone(),
+                    working_dir: spec.working_dir.clone(),
+                    stdout: spec.stdout_path.clone(),
+                    stderr: spec.stderr_path.clone(),
+                    attach_files,
+                    user: command.user,
+                };
+                let pid = match reaper.spawn(request) {
+                    Ok(pid) => pid,
+                    Err(error) => {
+                        release(self, &handle);
+                        return Err(launch_error(std::io::Error::other(error.to_string())));
+                    }
+                };
+                let leader = pid_from_raw(pid)?;
+                (
+                    leader,
+                    Box::pin(reaper_exit(&reaper, &container_id, leader)),
+                )
+            }
+            Starter::Agent { stdout, stderr } => {
+                let spawned = spawn::spawn(SpawnSpec {
+                    program: &command.program,
+                    argv: &command.argv,
+                    env: &spec.env,
+                    working_dir: &spec.working_dir,
+                    stdout,
+                    stderr,
+                    attach_files: &attach_files,
+                    user: command.user.as_ref(),
+                });
+                let Spawned { pid: leader, pidfd } = match spawned {
+                    Ok(spawned) => spawned,
+                    Err(source) => {
+                        release(self, &handle);
+                        return Err(launch_error(source));
+                    }
+                };
+                let exit = child_exit(pidfd).map_err(launch_error)?;
+                (leader, Box::pin(exit))
+            }
+        };
         let pid = leader.as_raw_nonzero().get().unsigned_abs();
         debug!(%container_id, pid, "container launched");
         self.watch(&mut self.containers(), container_id, leader, handle, exit);
@@ -705,22 +688,23 @@ pub(crate) fn signal_group(leader: Pid, signal: Signal) -> bool {
 }
 
 fn open_output(path: &Path) -> Result<File, ContainerizerError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| ContainerizerError::io("open", path, source))
+    spawn::open_output(path).map_err(|source| ContainerizerError::io("open", path, source))
 }
 
 /// What [`Engine::launch`] resolves and opens for a leader before it claims the container's ID.
 struct LeaderCommand {
     program: String,
     argv: Vec<String>,
-    /// stdout and stderr, opened unless the reaper starts the leader.
-    output: Option<(File, File)>,
     user: Option<SpawnUser>,
-    /// Starts the leader when the container is to outlive the agent.
-    reaper: Option<Reaper>,
+    starter: Starter,
+}
+
+/// Who clones the leader.
+enum Starter {
+    /// The agent, with the command's stdout and stderr opened here.
+    Agent { stdout: File, stderr: File },
+    /// The reaper, for a container that is to outlive the agent; it opens the outputs itself.
+    Reaper(Reaper),
 }
 
 /// Looks up the user a container runs as before the clone, so that the child only makes system
@@ -736,12 +720,9 @@ fn resolve_user(name: &str) -> Result<SpawnUser, ContainerizerError> {
     let c_name = CString::new(name).map_err(|_| ContainerizerError::UnknownUser(name.into()))?;
     let groups = nix::unistd::getgrouplist(&c_name, user.gid).map_err(lookup_error)?;
     Ok(SpawnUser {
-        uid: rustix::process::Uid::from_raw(user.uid.as_raw()),
-        gid: rustix::process::Gid::from_raw(user.gid.as_raw()),
-        groups: groups
-            .into_iter()
-            .map(|gid| rustix::process::Gid::from_raw(gid.as_raw()))
-            .collect(),
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        groups: groups.into_iter().map(|gid| gid.as_raw()).collect(),
     })
 }
 

@@ -46,7 +46,7 @@ impl Isolation for PosixIsolation {
         Ok(())
     }
 
-    fn attach_files(&self, _: &()) -> Vec<std::ffi::CString> {
+    fn attach_files(&self, _: &()) -> Vec<std::path::PathBuf> {
         Vec::new()
     }
 

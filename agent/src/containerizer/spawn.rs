@@ -31,7 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use rustix::process::{Gid, Pid, Uid};
+use rustix::process::Pid;
 
 /// The child's stack: it makes a few dozen system calls through thin libc wrappers and nothing
 /// else, so this is ample (glibc's `posix_spawn` gives its child about 32 KiB).
@@ -58,15 +58,17 @@ pub(crate) struct SpawnSpec<'a> {
     pub stdout: File,
     pub stderr: File,
     /// `cgroup.procs` files the child writes `0` into, before anything else of the command runs.
-    pub attach_files: &'a [CString],
+    pub attach_files: &'a [PathBuf],
     pub user: Option<&'a SpawnUser>,
 }
 
-/// The IDs to drop to, resolved before the clone.
-pub(crate) struct SpawnUser {
-    pub uid: Uid,
-    pub gid: Gid,
-    pub groups: Vec<Gid>,
+/// The IDs to drop to, resolved before the clone (and sent as they are to the reaper).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpawnUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
 }
 
 /// A leader that has been started; it is our child until `waitid` reaps it.
@@ -134,6 +136,14 @@ struct ChildArgs {
     failed_errno: AtomicI32,
 }
 
+/// Opens a leader's stdout or stderr file: created if missing, appended to otherwise.
+pub(crate) fn open_output(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
 /// Starts the leader; see the module docs.
 pub(crate) fn spawn(spec: SpawnSpec<'_>) -> io::Result<Spawned> {
     let program = resolve_program(spec.program, spec.env)?;
@@ -151,6 +161,11 @@ pub(crate) fn spawn(spec: SpawnSpec<'_>) -> io::Result<Spawned> {
         .iter()
         .map(|(name, value)| cstring(format!("{name}={value}").as_bytes()))
         .collect::<io::Result<_>>()?;
+    let attach_storage: Vec<CString> = spec
+        .attach_files
+        .iter()
+        .map(|file| cstring(file.as_os_str().as_bytes()))
+        .collect::<io::Result<_>>()?;
     let stdin = File::open("/dev/null")?;
     // The child dup2s these onto 0, 1 and 2, so none of them may already be one of those (an
     // agent started with its stdio closed gets low descriptors for its files).
@@ -162,17 +177,13 @@ pub(crate) fn spawn(spec: SpawnSpec<'_>) -> io::Result<Spawned> {
         argv: null_terminated(&argv_storage),
         envp: null_terminated(&env_storage),
         working_dir: cstring(spec.working_dir.as_os_str().as_bytes())?,
-        attach_files: spec.attach_files.iter().map(|file| file.as_ptr()).collect(),
+        attach_files: attach_storage.iter().map(|file| file.as_ptr()).collect(),
         stdin: stdin.as_raw_fd(),
         stdout: stdout.as_raw_fd(),
         stderr: stderr.as_raw_fd(),
-        user: spec.user.map(|user| {
-            (
-                user.uid.as_raw(),
-                user.gid.as_raw(),
-                user.groups.iter().map(|gid| gid.as_raw()).collect(),
-            )
-        }),
+        user: spec
+            .user
+            .map(|user| (user.uid, user.gid, user.groups.clone())),
         failed_step: AtomicI32::new(0),
         failed_errno: AtomicI32::new(0),
     };
