@@ -281,16 +281,11 @@ impl AgentActor {
             } => {
                 tracing::debug!(%framework_id, %executor_id, %container_id, "executor run finished");
                 // Once the run's end is durable, the reaper need not keep its exit any longer.
-                {
-                    let containerizer = Arc::clone(&self.rt.containerizer);
-                    let container_id = container_id.clone();
-                    let forget = move || containerizer.forget_exit(&container_id);
-                    if self.rt.writer.busy() {
-                        self.rt.writer.then(Box::new(forget));
-                    } else {
-                        forget();
-                    }
-                }
+                let containerizer = Arc::clone(&self.rt.containerizer);
+                let forgotten = container_id.clone();
+                self.rt
+                    .writer
+                    .after_durable(Box::new(move || containerizer.forget_exit(&forgotten)));
                 if let (Some(gc), Some(agent_id)) = (self.rt.gc.clone(), self.state.agent_id()) {
                     let mut dirs = vec![self.rt.sandbox.run_dir(
                         agent_id,
@@ -361,9 +356,9 @@ impl AgentActor {
             }
         };
         self.launching.insert(container_id.clone(), None);
-        let durable = (launch.checkpoint && self.rt.writer.busy()).then(|| {
+        let durable = launch.checkpoint.then(|| {
             let (done, durable) = tokio::sync::oneshot::channel();
-            self.rt.writer.then(Box::new(move || {
+            self.rt.writer.after_durable(Box::new(move || {
                 let _ = done.send(());
             }));
             durable

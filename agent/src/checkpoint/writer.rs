@@ -68,6 +68,16 @@ impl CheckpointWriter {
         self.push(Job::Then(then));
     }
 
+    /// Runs `then` once every write queued so far is durable: at once if nothing is queued
+    /// (on this thread), else on the writer thread after what was queued before it.
+    pub fn after_durable(&self, then: AfterCommit) {
+        if self.busy() {
+            self.then(then);
+        } else {
+            then();
+        }
+    }
+
     /// Tells whether anything queued is not done yet. When it is not, a send made now comes
     /// after everything queued before it, without going through the queue.
     pub fn busy(&self) -> bool {
