@@ -69,14 +69,21 @@ impl AgentState {
                     continue;
                 }
                 let alive = facts.all_gone.is_none() && facts.alive.contains(&container_id);
-                // A command task the agent ran whose end the reaper kept ends as it did.
-                let end_known =
-                    facts.all_gone.is_none() && facts.exited.contains_key(&container_id);
-                let rebuilt =
-                    self.recover_executor(now, &framework_id, executor.info, run, alive, end_known);
+                // A command task the agent ran itself, whose exit the reaper kept, ends as it
+                // did; an executor's own exit says nothing of its tasks, which are lost.
+                let known_end = (facts.all_gone.is_none() && !alive && run.record.in_agent)
+                    .then(|| facts.exited.get(&container_id).cloned())
+                    .flatten();
+                let rebuilt = self.recover_executor(
+                    now,
+                    &framework_id,
+                    executor.info,
+                    run,
+                    alive,
+                    known_end.is_some(),
+                );
                 if !alive {
-                    // An executor's own exit says nothing of its tasks: those are lost.
-                    ended.push((container_id.clone(), end_known && rebuilt.in_agent));
+                    ended.push((container_id.clone(), known_end));
                 }
                 self.containers.insert(
                     container_id,
@@ -99,20 +106,15 @@ impl AgentState {
         }
         // Executors that did not survive end now, as if their containers had just exited: their
         // live tasks get terminal updates, sent once the agent has reregistered.
-        let all_gone = facts.all_gone.is_some();
         let message = facts
             .all_gone
             .unwrap_or_else(|| "Executor terminated while the agent was down".to_owned());
-        let mut exited = facts.exited;
-        for (container_id, use_known_end) in ended {
-            let end = exited
-                .remove(&container_id)
-                .filter(|_| use_known_end && !all_gone)
-                .unwrap_or_else(|| ContainerEnd {
-                    message: message.clone(),
-                    reason: Some(TaskStatusReason::ReasonExecutorReregistrationTimeout),
-                    status: -1,
-                });
+        for (container_id, known_end) in ended {
+            let end = known_end.unwrap_or_else(|| ContainerEnd {
+                message: message.clone(),
+                reason: Some(TaskStatusReason::ReasonExecutorReregistrationTimeout),
+                status: -1,
+            });
             if let Err(error) = self.container_exited(now, &container_id, end, effects) {
                 self.counters.recovery_errors += 1;
                 tracing::warn!(%container_id, %error, "cannot end a recovered executor");
@@ -131,6 +133,7 @@ impl AgentState {
         info: ExecutorInfo,
         run: RecoveredRun,
         alive: bool,
+        // Only ever for a command task the agent ran itself.
         end_known: bool,
     ) -> Executor {
         let in_agent = run.record.in_agent;
@@ -217,7 +220,7 @@ impl AgentState {
             // Tasks of an executor that is gone may still have run to completion: the agent
             // cannot tell, so they are lost (Mesos's TASK_LOST on recovery). A command task the
             // agent ran itself ends by its exit status, where the reaper kept it.
-            pending_termination: (!(alive || (in_agent && end_known)))
+            pending_termination: (!(alive || end_known))
                 .then(|| (TaskState::Lost, None, String::new())),
             recovered: true,
             pending_kills: BTreeMap::new(),
