@@ -373,9 +373,8 @@ impl Server {
     }
 
     fn keep_exit(&mut self, container_id: String, pid: u32, status: WireStatus) {
-        if let Some(seq) = self.exit_seq.remove(&container_id) {
-            self.exits.retain(|(at, ..)| *at != seq);
-        }
+        // Container IDs are not reused; should one be, its newer exit is the one kept.
+        self.drop_exit(&container_id);
         if self.exits.len() >= MAX_EXITS
             && let Some((_, forgotten, ..)) = self.exits.pop_front()
         {
@@ -386,6 +385,17 @@ impl Server {
         self.next_seq += 1;
         self.exit_seq.insert(container_id.clone(), seq);
         self.exits.push_back((seq, container_id, pid, status));
+    }
+
+    /// Forgets a container's exit, if it is kept.
+    fn drop_exit(&mut self, container_id: &str) {
+        let Some(seq) = self.exit_seq.remove(container_id) else {
+            return;
+        };
+        // Kept in sequence order, so the index finds it.
+        if let Ok(at) = self.exits.binary_search_by_key(&seq, |(at, ..)| *at) {
+            self.exits.remove(at);
+        }
     }
 
     fn accept(&mut self) {
@@ -498,11 +508,7 @@ impl Server {
                     }),
                 }
             }
-            Request::Forget { container_id } => {
-                if let Some(seq) = self.exit_seq.remove(&container_id) {
-                    self.exits.retain(|(at, ..)| *at != seq);
-                }
-            }
+            Request::Forget { container_id } => self.drop_exit(&container_id),
         }
     }
 
@@ -526,10 +532,6 @@ impl Server {
             epoll::EventFlags::IN,
         )?;
         let pid = pid_u32(spawned.pid);
-        // A container ID is launched once; an exit kept from an earlier one goes.
-        if let Some(seq) = self.exit_seq.remove(&request.container_id) {
-            self.exits.retain(|(at, ..)| *at != seq);
-        }
         self.children.insert(
             token,
             Child {
@@ -697,41 +699,38 @@ impl Reaper {
 
 /// Connects to the reaper on `socket`, starting one with `launcher` if none answers.
 fn connect(socket: &Path, launcher: &Path) -> Result<(Arc<Inner>, ReaperState), ReaperError> {
-    let socket = socket.to_path_buf();
-    {
-        // A reaper that is stopping refuses or drops the connection and the next one may not
-        // listen yet: a few tries settle it.
-        let mut last_error = None;
-        for attempt in 0..5u32 {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(10 << attempt));
-            }
-            let stream = match UnixStream::connect(&socket) {
-                Ok(stream) => stream,
-                Err(_) => {
-                    if let Err(error) = start(&socket, launcher) {
-                        last_error = Some(error);
+    // A reaper that is stopping refuses or drops the connection and the next one may not
+    // listen yet: a few tries settle it.
+    let mut last_error = None;
+    for attempt in 0..5u32 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(10 << attempt));
+        }
+        let stream = match UnixStream::connect(socket) {
+            Ok(stream) => stream,
+            Err(_) => {
+                if let Err(error) = start(socket, launcher) {
+                    last_error = Some(error);
+                    continue;
+                }
+                match UnixStream::connect(socket) {
+                    Ok(stream) => stream,
+                    Err(source) => {
+                        last_error = Some(ReaperError::Socket {
+                            path: socket.to_path_buf(),
+                            source,
+                        });
                         continue;
                     }
-                    match UnixStream::connect(&socket) {
-                        Ok(stream) => stream,
-                        Err(source) => {
-                            last_error = Some(ReaperError::Socket {
-                                path: socket.clone(),
-                                source,
-                            });
-                            continue;
-                        }
-                    }
                 }
-            };
-            match handshake(stream) {
-                Ok(connected) => return Ok(connected),
-                Err(error) => last_error = Some(error),
             }
+        };
+        match handshake(stream) {
+            Ok(connected) => return Ok(connected),
+            Err(error) => last_error = Some(error),
         }
-        Err(last_error.expect("five tries, each failed"))
     }
+    Err(last_error.expect("five tries, each failed"))
 }
 
 fn handshake(stream: UnixStream) -> Result<(Arc<Inner>, ReaperState), ReaperError> {
