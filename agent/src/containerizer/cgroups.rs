@@ -224,9 +224,9 @@ pub(crate) struct CgroupIsolation {
 /// Released cgroups waiting under idle names for a container to take them.
 struct IdleCgroups {
     capacity: usize,
-    /// Idle names, each with whether it has a pids cgroup too and the limits last written into
-    /// it (`None`: unknown, as for a recovered container's).
-    names: Vec<(String, bool, Option<Limits>)>,
+    /// The idle cgroups' directories, each with its shape (`has_pids`) and the limits last
+    /// written into it (`applied`; `None`: unknown, as for a recovered container's).
+    cgroups: Vec<CgroupDirs>,
     /// Numbers idle names, so that one agent run never gives a name twice.
     next: u64,
 }
@@ -305,7 +305,7 @@ impl CgroupIsolation {
                 } else {
                     0
                 },
-                names: Vec::new(),
+                cgroups: Vec::new(),
                 next: 0,
             }),
         })
@@ -419,34 +419,25 @@ impl CgroupIsolation {
     /// Gives `dirs` (a container's, not yet made) an idle cgroup of the same shape, reset and
     /// limited; `false` if there was none or it could not be reused, which is then gone.
     fn reuse(&self, dirs: &mut CgroupDirs, limits: &Limits) -> bool {
-        let (name, applied) = {
+        let idle_dirs = {
             let mut idle = self.idle();
             // One with the same limits saves writing them all again.
-            let same_shape = |(_, pids, _): &(String, bool, Option<Limits>)| *pids == dirs.has_pids;
+            let same_shape = |idle: &CgroupDirs| idle.has_pids == dirs.has_pids;
             let Some(at) = idle
-                .names
+                .cgroups
                 .iter()
-                .rposition(|entry| same_shape(entry) && entry.2.as_ref() == Some(limits))
-                .or_else(|| idle.names.iter().rposition(same_shape))
+                .rposition(|idle| same_shape(idle) && idle.applied.as_ref() == Some(limits))
+                .or_else(|| idle.cgroups.iter().rposition(same_shape))
             else {
                 return false;
             };
-            let (name, _, applied) = idle.names.swap_remove(at);
-            (name, applied)
+            idle.cgroups.swap_remove(at)
         };
-        let idle_dirs = self.named_like(&name, dirs);
-        let result = idle_dirs
-            .unique
-            .iter()
-            .zip(&dirs.unique)
-            .try_for_each(|(from, to)| {
-                fs::rename(from, to)
-                    .map_err(|error| ContainerizerError::io("rename cgroup", from, error))
-            })
+        let result = rename_all(&idle_dirs, dirs)
             .and_then(|()| self.reset_counters(dirs))
             .and_then(|()| {
                 // Only root may write cgroup files, and no cgroup confines a root task anyway.
-                if applied.as_ref() == Some(limits) {
+                if idle_dirs.applied.as_ref() == Some(limits) {
                     Ok(())
                 } else {
                     self.apply_limits(dirs, limits, false)
@@ -486,7 +477,7 @@ impl CgroupIsolation {
     fn keep_idle(&self, dirs: &CgroupDirs) -> bool {
         let name = {
             let mut idle = self.idle();
-            if idle.names.len() >= idle.capacity {
+            if idle.cgroups.len() >= idle.capacity {
                 return false;
             }
             idle.next += 1;
@@ -501,20 +492,16 @@ impl CgroupIsolation {
         if !reusable {
             return false;
         }
-        let idle_dirs = self.named_like(&name, dirs);
-        let renamed = dirs
-            .unique
-            .iter()
-            .zip(&idle_dirs.unique)
-            .try_for_each(|(from, to)| fs::rename(from, to));
-        if let Err(error) = renamed {
+        let mut idle_dirs = self.named_like(&name, dirs);
+        idle_dirs.applied = dirs.applied;
+        if let Err(error) = rename_all(dirs, &idle_dirs) {
             debug!(%error, "cannot keep a released cgroup; removing it");
             let _ = self.remove(&idle_dirs);
             return false;
         }
         let mut idle = self.idle();
-        if idle.names.len() < idle.capacity {
-            idle.names.push((name, dirs.has_pids, dirs.applied));
+        if idle.cgroups.len() < idle.capacity {
+            idle.cgroups.push(idle_dirs);
             return true;
         }
         drop(idle);
@@ -668,9 +655,9 @@ impl Isolation for CgroupIsolation {
     }
 
     fn release_instance(&self) -> Result<(), ContainerizerError> {
-        let idle = std::mem::take(&mut self.idle().names);
-        for (name, _, _) in idle {
-            let _ = self.remove(&self.instance.join(&name));
+        let idle = std::mem::take(&mut self.idle().cgroups);
+        for idle_dirs in idle {
+            let _ = self.remove(&idle_dirs);
         }
         self.remove(&self.instance)
     }
@@ -779,6 +766,17 @@ impl Isolation for CgroupIsolation {
         }
         Ok(recovery)
     }
+}
+
+/// Renames each directory of `from` to its counterpart in `to` (cgroups of the same shape).
+fn rename_all(from: &CgroupDirs, to: &CgroupDirs) -> Result<(), ContainerizerError> {
+    from.unique
+        .iter()
+        .zip(&to.unique)
+        .try_for_each(|(from, to)| {
+            fs::rename(from, to)
+                .map_err(|error| ContainerizerError::io("rename cgroup", from, error))
+        })
 }
 
 /// Returns the cpu shares of `cpus`, as Mesos computes them.
