@@ -399,14 +399,9 @@ async fn recover(
             all_gone,
             exited: recovery
                 .exited
-                .iter()
-                .map(|(container_id, status)| {
-                    let end = crate::actor::container_end(Ok(crate::containerizer::Termination {
-                        status: Some(*status),
-                        reason: None,
-                        message: format!("command {status}"),
-                    }));
-                    (container_id.clone(), end)
+                .into_iter()
+                .map(|(container_id, termination)| {
+                    (container_id, crate::actor::container_end(Ok(termination)))
                 })
                 .collect(),
         };

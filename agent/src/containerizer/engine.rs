@@ -338,7 +338,7 @@ impl<I: Isolation> Engine<I> {
                 Some(TerminationReason::Destroyed),
                 "container was destroyed".to_string(),
             ),
-            (None, Some(status)) => (None, format!("command {status}")),
+            (None, Some(status)) => (None, Termination::exited(status).message),
             (None, None) => (
                 None,
                 "container exited; its exit status is unknown".to_string(),
@@ -564,7 +564,9 @@ impl<I: Isolation> Engine<I> {
                 match reaper_state.exited.get(container_id.as_str()) {
                     Some(status) => {
                         info!(%container_id, %status, "container ended while the agent was down");
-                        recovery.exited.insert(container_id.clone(), *status);
+                        recovery
+                            .exited
+                            .insert(container_id.clone(), Termination::exited(*status));
                     }
                     None => info!(%container_id, "container did not survive the agent restart"),
                 }

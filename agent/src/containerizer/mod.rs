@@ -210,6 +210,17 @@ pub struct Termination {
     pub message: String,
 }
 
+impl Termination {
+    /// A leader that exited with `status`, no limit hit and no destroy asked.
+    pub fn exited(status: ExitStatus) -> Self {
+        Self {
+            status: Some(status),
+            reason: None,
+            message: format!("command {status}"),
+        }
+    }
+}
+
 /// The exit status of a container's leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -297,8 +308,9 @@ pub struct Recovery {
     pub missing: Vec<ContainerId>,
     /// Names of containers that were not known and were killed and removed.
     pub orphans_destroyed: Vec<String>,
-    /// Of the missing containers, those whose leader's exit status the reaper kept.
-    pub exited: std::collections::BTreeMap<ContainerId, ExitStatus>,
+    /// Of the missing containers, those whose leader's exit status the reaper kept, ended as
+    /// that status says.
+    pub exited: std::collections::BTreeMap<ContainerId, Termination>,
 }
 
 /// Why a containerizer call failed.
