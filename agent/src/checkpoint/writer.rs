@@ -5,8 +5,9 @@
 //! written before it is durable (a status update for the master, an acknowledgement for an
 //! executor). The writer thread takes everything queued at once: it applies the writes in
 //! order, makes them durable with one sync per touched file and directory (one `syncfs` of
-//! the work dir's filesystem when that is more than eight), then performs the sends in order. So an update never reaches the master before its checkpoint record is on
-//! disk, sends keep their order, and the actor never waits for a disk.
+//! the work dir's filesystem when that is more than eight), then performs the sends in order.
+//! So an update never reaches the master before its checkpoint record is on disk, sends keep
+//! their order, and the actor never waits for a disk.
 //!
 //! Writes whose order across directories recovery relies on (the agent's info before `latest`,
 //! checkpointed resources, the removal of a framework's tree) are made durable on their own, in

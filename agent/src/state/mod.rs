@@ -181,8 +181,8 @@ pub struct LaunchContainer {
     /// Runs the built-in command executor instead of `executor.command`.
     pub command_executor: bool,
     /// A command task the agent executes itself: this command (the task's) is the container's
-    /// leader, with no executor process between the agent and the task. Set for the command
-    /// tasks of frameworks that do not checkpoint (see `Executor::in_agent`).
+    /// leader, with no executor process between the agent and the task (see
+    /// `Executor::in_agent` for which command tasks).
     pub task_command: Option<strata_protocol::mesos::CommandInfo>,
     /// The container's limits: the executor's and its tasks' resources.
     pub resources: Resources,
@@ -361,11 +361,11 @@ pub(crate) struct Executor {
     pub(crate) command_executor: bool,
     /// The agent itself is this command task's executor: the container's leader is the task's
     /// command, and the container's exit is the task's end (its terminal update), not an
-    /// executor's. Mesos kills the executors of frameworks that do not checkpoint when the agent
-    /// restarts, so their command tasks gain nothing from an executor process that could
-    /// outlive the agent, and skipping it saves a process start and a connection per task.
-    /// Checkpointing frameworks keep the `strata executor` process, which survives an agent
-    /// restart and keeps its task's exit status for the restarted agent.
+    /// executor's; skipping the executor saves a process start and a connection per task.
+    /// Frameworks that do not checkpoint lose their executors when the agent restarts (as in
+    /// Mesos), so nothing needs to outlive the agent. Checkpointing frameworks get this only
+    /// with `AgentConfig::survivable_containers`: the reaper keeps the task's exit status for
+    /// the restarted agent, which an executor process would otherwise have to.
     pub(crate) in_agent: bool,
     pub(crate) phase: ExecutorPhase,
     pub(crate) conn: Option<ExecutorConn>,
