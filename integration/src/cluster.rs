@@ -364,15 +364,8 @@ pub fn cpu_times() -> (Duration, Duration) {
     // they and the tasks they reaped used so far is in their own counters until they exit.
     let me = std::process::id() as u64;
     let mut reapers = 0;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let dir = entry.path();
-        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
-            continue;
-        };
-        if !cmdline.split(|&byte| byte == 0).any(|arg| arg == b"reaper") {
-            continue;
-        }
-        let ticks = stat_ticks(&dir.join("stat").to_string_lossy());
+    for (pid, _) in reaper_processes() {
+        let ticks = stat_ticks(&format!("/proc/{pid}/stat"));
         if ticks.ppid == me {
             reapers += ticks.utime + ticks.stime + ticks.cutime + ticks.cstime;
         }
@@ -381,6 +374,31 @@ pub fn cpu_times() -> (Duration, Duration) {
         seconds(own.utime + own.stime),
         seconds(own.cutime + own.cstime + reapers),
     )
+}
+
+/// The `strata reaper` processes running on this machine, with their arguments.
+pub fn reaper_processes() -> Vec<(u32, Vec<String>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|&byte| byte == 0)
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        if args.iter().any(|arg| arg == "reaper") {
+            found.push((pid, args));
+        }
+    }
+    found
 }
 
 struct StatTicks {

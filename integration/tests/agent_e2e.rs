@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use strata_agent::server::Isolation;
 use strata_integration::cluster::{
-    TestScheduler, agent_options, command_task, latest_run, start_agent, start_master,
+    TestScheduler, agent_options, command_task, latest_run, reaper_processes, start_agent,
+    start_master,
 };
 use strata_protocol::TaskId;
 use strata_protocol::mesos::{TaskState, TaskStatusReason};
@@ -378,15 +379,9 @@ fn reaper_pid(work_dir: &Path) -> Option<u32> {
     let socket = strata_agent::reaper::socket_path(work_dir)
         .display()
         .to_string();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|&byte| byte == 0).collect();
-            (args.contains(&&b"reaper"[..]) && args.contains(&socket.as_bytes())).then_some(pid)
-        })
+    reaper_processes()
+        .into_iter()
+        .find_map(|(pid, args)| args.contains(&socket).then_some(pid))
 }
 
 /// Losing the reaper while the agent runs costs only the exit statuses of what it had started:
