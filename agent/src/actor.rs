@@ -277,7 +277,6 @@ impl AgentActor {
                 framework_id,
                 executor_id,
                 container_id,
-                checkpointed,
             } => {
                 tracing::debug!(%framework_id, %executor_id, %container_id, "executor run finished");
                 // Once the run's end is durable, the reaper need not keep its exit any longer.
@@ -286,36 +285,18 @@ impl AgentActor {
                 self.rt
                     .writer
                     .after_durable(Box::new(move || containerizer.forget_exit(&forgotten)));
+                // The run's checkpoint records go at the next compaction of its framework's
+                // runs log; its sandbox goes after the GC delay.
                 if let (Some(gc), Some(agent_id)) = (self.rt.gc.clone(), self.state.agent_id()) {
-                    let mut dirs = vec![self.rt.sandbox.run_dir(
+                    let dir = self.rt.sandbox.run_dir(
                         agent_id,
                         &framework_id,
                         &executor_id,
                         &container_id,
-                    )];
-                    // The run's checkpoint goes with its sandbox, so that a framework that stays
-                    // on the agent does not pile up the records of every run it ever had. Only
-                    // the run's own directory: its container ID is never reused, while its
-                    // executor ID may be, by a later run. The run's last writes were queued
-                    // before this effect; they land long before any GC delay is up.
-                    if checkpointed {
-                        match self.rt.store.run_dir(
-                            agent_id,
-                            &framework_id,
-                            &executor_id,
-                            &container_id,
-                        ) {
-                            Ok(meta) => dirs.push(meta),
-                            Err(error) => {
-                                tracing::warn!(%error, "cannot find a finished run's checkpoint")
-                            }
-                        }
-                    }
+                    );
                     actix::spawn(async move {
-                        for dir in dirs {
-                            if let Err(error) = gc.schedule(dir).await {
-                                tracing::warn!(%error, "cannot schedule a finished run for removal");
-                            }
+                        if let Err(error) = gc.schedule(dir).await {
+                            tracing::warn!(%error, "cannot schedule a finished run for removal");
                         }
                     });
                 }

@@ -158,25 +158,14 @@ fn write_task_tree(
     }
 }
 
-fn updates_path(
-    work_dir: &Path,
-    fw_id: &str,
-    ex_id: &str,
-    container_id: &str,
-    task: &str,
-) -> PathBuf {
+/// The runs log of framework `fw_id`: its executors, runs, tasks and updates.
+fn runs_log(work_dir: &Path, fw_id: &str) -> PathBuf {
     work_dir
         .join("meta/agents")
         .join(AGENT)
         .join("frameworks")
         .join(fw_id)
-        .join("executors")
-        .join(ex_id)
-        .join("runs")
-        .join(container_id)
-        .join("tasks")
-        .join(task)
-        .join("task.updates")
+        .join("runs.log")
 }
 
 fn recover(work_dir: &Path) -> Result<Option<Recovered>, CheckpointError> {
@@ -378,7 +367,7 @@ fn a_torn_last_update_is_dropped_and_cut_off_the_log() {
         update("fw-a", "ex-1", "t1", TaskState::Finished, 2),
     ];
     write_task_tree(&store, "fw-a", "ex-1", "c-1", "t1", &kept);
-    let path = updates_path(dir.path(), "fw-a", "ex-1", "c-1", "t1");
+    let path = runs_log(dir.path(), "fw-a");
     let whole_len = fs::metadata(&path).unwrap().len();
     // The agent died halfway through appending the acknowledgement.
     let agent = agent_id();
@@ -421,7 +410,7 @@ fn zeros_left_after_the_last_update_are_a_torn_tail() {
     store.write_agent(&agent_info(AGENT)).unwrap();
     let kept = [update("fw-a", "ex-1", "t1", TaskState::Running, 1)];
     write_task_tree(&store, "fw-a", "ex-1", "c-1", "t1", &kept);
-    let path = updates_path(dir.path(), "fw-a", "ex-1", "c-1", "t1");
+    let path = runs_log(dir.path(), "fw-a");
     let whole_len = fs::metadata(&path).unwrap().len();
     // The file grew but the data never reached the disk.
     OpenOptions::new()
@@ -449,7 +438,7 @@ fn a_damaged_update_before_the_end_is_an_error_naming_the_file() {
         update("fw-a", "ex-1", "t1", TaskState::Finished, 2),
     ];
     write_task_tree(&store, "fw-a", "ex-1", "c-1", "t1", &updates);
-    let path = updates_path(dir.path(), "fw-a", "ex-1", "c-1", "t1");
+    let path = runs_log(dir.path(), "fw-a");
     let mut bytes = fs::read(&path).unwrap();
     bytes[30] ^= 0x01;
     fs::write(&path, &bytes).unwrap();
@@ -464,7 +453,7 @@ fn a_damaged_update_before_the_end_is_an_error_naming_the_file() {
         }
         other => panic!("expected corruption, got {other:?}"),
     }
-    assert!(err.to_string().contains("task.updates"), "{err}");
+    assert!(err.to_string().contains("runs.log"), "{err}");
     // Nothing was cut: the operator still has every byte to inspect.
     assert_eq!(fs::read(&path).unwrap(), bytes);
 }
@@ -479,7 +468,7 @@ fn a_damaged_info_file_is_an_error_naming_the_file() {
         .path()
         .join("meta/agents")
         .join(AGENT)
-        .join("frameworks/fw-a/executors/ex-1/executor.info");
+        .join("frameworks/fw-a/framework.info");
     let mut bytes = fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
@@ -490,7 +479,7 @@ fn a_damaged_info_file_is_an_error_naming_the_file() {
         matches!(&err, CheckpointError::Corrupt { path: bad, .. } if bad == &path),
         "{err:?}"
     );
-    assert!(err.to_string().contains("executor.info"), "{err}");
+    assert!(err.to_string().contains("framework.info"), "{err}");
 
     // A cut info file is corruption too: info files are replaced whole, never appended to.
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -684,7 +673,7 @@ fn a_foreign_entry_in_the_tree_is_reported() {
         .path()
         .join("meta/agents")
         .join(AGENT)
-        .join("frameworks/fw-a/executors/ex\u{7}1");
+        .join("frameworks/fw\u{7}a");
     fs::create_dir_all(&bad).unwrap();
     let err = recover(dir.path()).unwrap_err();
     assert!(
@@ -704,5 +693,122 @@ fn the_boot_id_is_kept_across_restarts() {
     assert_eq!(
         recover(dir.path()).unwrap().unwrap().boot_id.as_deref(),
         Some("second")
+    );
+}
+
+#[test]
+fn a_long_lived_framework_s_log_is_compacted_to_what_recovery_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CheckpointStore::open(dir.path(), false).unwrap();
+    let agent = agent_id();
+    store.write_agent(&agent_info(AGENT)).unwrap();
+    store
+        .write_framework(&agent, &framework_info("fw-a"))
+        .unwrap();
+    let f = fw("fw-a");
+    let done = |pid| RunRecord {
+        pid: Some(pid),
+        completed: true,
+        in_agent: false,
+    };
+    // An executor ID reused by a second run: only the latest run counts.
+    let reused = ex("ex-reused");
+    let mut big = executor_info("fw-a", "ex-reused");
+    big.data = Some(Bytes::new(vec![7; 2048]));
+    store.write_executor(&agent, &f, &big).unwrap();
+    store
+        .write_run(&agent, &f, &reused, &container("c-old"), &done(1))
+        .unwrap();
+    store.write_executor(&agent, &f, &big).unwrap();
+    store
+        .write_run(&agent, &f, &reused, &container("c-new"), &run(2))
+        .unwrap();
+    // Thousands of short tasks, each an executor with a 2 KiB info: more than 6 MB of
+    // records, most of them for runs that completed. Every 500th stays live, its last update
+    // unacknowledged.
+    let mut live = Vec::new();
+    let mut written = 0u64;
+    for n in 0..3_000u32 {
+        let ex_id = format!("ex-{n}");
+        let (e, c, t) = (
+            ex(&ex_id),
+            container(&format!("c-{n}")),
+            task_id(&format!("t-{n}")),
+        );
+        let mut info = executor_info("fw-a", &ex_id);
+        info.data = Some(Bytes::new(vec![n as u8; 2048]));
+        written += 2048;
+        store.write_executor(&agent, &f, &info).unwrap();
+        store.write_run(&agent, &f, &e, &c, &run(n)).unwrap();
+        store
+            .write_task(&agent, &f, &e, &c, &task("fw-a", &ex_id, t.as_str()))
+            .unwrap();
+        let updates = [
+            update("fw-a", &ex_id, t.as_str(), TaskState::Running, 2 * n),
+            ack(2 * n),
+            update("fw-a", &ex_id, t.as_str(), TaskState::Finished, 2 * n + 1),
+        ];
+        for record in &updates {
+            store.append_update(&agent, &f, &e, &c, &t, record).unwrap();
+        }
+        if n % 500 == 0 {
+            live.push((ex_id, updates.to_vec()));
+            continue;
+        }
+        store
+            .append_update(&agent, &f, &e, &c, &t, &ack(2 * n + 1))
+            .unwrap();
+        store.write_run(&agent, &f, &e, &c, &done(n)).unwrap();
+    }
+    assert!(written > 6_000_000);
+
+    let log_len = fs::metadata(runs_log(dir.path(), "fw-a")).unwrap().len();
+    assert!(
+        log_len < 4 * 1024 * 1024,
+        "the log holds {log_len} bytes after {written} bytes of executor infos alone"
+    );
+    let recovered = recover(dir.path()).unwrap().unwrap();
+    let executors = &recovered.frameworks[0].executors;
+    // Completed executors written after the last compaction are still there; every live one
+    // is, whole.
+    for (ex_id, updates) in &live {
+        let executor = executors
+            .iter()
+            .find(|executor| executor.info.executor_id.as_str() == ex_id)
+            .unwrap_or_else(|| panic!("live executor {ex_id} was dropped"));
+        let last = executor.runs.last().unwrap();
+        assert!(!last.record.completed);
+        assert_eq!(&last.tasks[0].updates, updates);
+    }
+    let reused = executors
+        .iter()
+        .find(|executor| executor.info.executor_id == reused)
+        .expect("a live reused executor");
+    let last = reused.runs.last().unwrap();
+    assert_eq!(last.container_id, container("c-new"));
+    assert_eq!(last.record, run(2));
+    // Dropped: the first thousand tasks' executors, all completed long before the end.
+    assert!(
+        !executors
+            .iter()
+            .any(|executor| executor.info.executor_id.as_str() == "ex-1"),
+        "a completed executor survived compaction"
+    );
+
+    // Appends after a compaction land after it, and a reopened store appends to the same log.
+    let store = CheckpointStore::open(dir.path(), false).unwrap();
+    let (e, c, t) = (ex("ex-0"), container("c-0"), task_id("t-0"));
+    store
+        .append_update(&agent, &f, &e, &c, &t, &ack(1))
+        .unwrap();
+    let recovered = store.recover().unwrap().unwrap();
+    let executor = recovered.frameworks[0]
+        .executors
+        .iter()
+        .find(|executor| executor.info.executor_id == e)
+        .unwrap();
+    assert_eq!(
+        executor.runs.last().unwrap().tasks[0].updates.last(),
+        Some(&ack(1))
     );
 }

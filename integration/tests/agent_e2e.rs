@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use strata_agent::checkpoint::CheckpointStore;
 use strata_agent::server::Isolation;
 use strata_integration::cluster::{
     TestScheduler, agent_options, command_task, latest_run, reaper_processes, start_agent,
@@ -265,11 +266,12 @@ async fn the_pids_limit_is_set_on_the_task_cgroup() {
     master.stop().await;
 }
 
-/// A finished run of a checkpointing framework leaves neither its sandbox nor its checkpointed
-/// run behind once the GC delay is up, while the framework stays on the agent: its `meta/`
-/// does not grow with every task it ever ran.
+/// A finished run of a checkpointing framework is marked completed in the checkpoint once its
+/// terminal update is acknowledged (so a restarted agent leaves it alone, and the next compaction
+/// of the framework's runs log drops it), or the framework's checkpoint goes with it when it was
+/// the framework's last executor on the agent; its sandbox is collected after the GC delay.
 #[actix_rt::test]
-async fn a_finished_runs_sandbox_and_checkpoint_are_collected_together() {
+async fn a_finished_run_is_marked_completed_and_its_sandbox_collected() {
     let work_dir = tempfile::tempdir().unwrap();
     let master = start_master().await;
     let mut options = agent_options(
@@ -295,24 +297,26 @@ async fn a_finished_runs_sandbox_and_checkpoint_are_collected_together() {
         .wait_for_state(&task_id, TaskState::Finished)
         .await;
     let sandbox = latest_run(work_dir.path(), &framework_id, "done");
-    let meta_runs = work_dir
-        .path()
-        .join("meta/agents")
-        .join(agent_id.as_str())
-        .join("frameworks")
-        .join(framework_id.as_str())
-        .join("executors/done/runs");
-    let runs =
-        |dir: &Path| -> usize { std::fs::read_dir(dir).map_or(0, |entries| entries.count()) };
-    assert_eq!(runs(&meta_runs), 1, "the run is checkpointed");
     assert!(sandbox.is_dir());
+    // What a restarted agent would read.
+    let completed = || {
+        let store = CheckpointStore::open(work_dir.path(), false).unwrap();
+        let recovered = store.recover().unwrap().expect("a checkpointed agent");
+        let Some(framework) = recovered.frameworks.first() else {
+            return true;
+        };
+        assert_eq!(framework.info.id.as_ref(), Some(&framework_id));
+        let executor = &framework.executors[0];
+        assert_eq!(executor.info.executor_id.as_str(), "done");
+        executor.runs.last().unwrap().record.completed
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while sandbox.exists() || runs(&meta_runs) > 0 {
+    while sandbox.exists() || !completed() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "sandbox left: {}, checkpointed runs left: {}",
+            "sandbox left: {}, run completed: {}",
             sandbox.exists(),
-            runs(&meta_runs)
+            completed()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -401,6 +401,26 @@ async fn restarted_agent_recovers_executors_and_delivers_what_happened_while_it_
 }
 
 #[actix_rt::test]
+async fn a_terminal_update_not_yet_acknowledged_is_resent_after_a_restart() {
+    let mut cluster = Cluster::start(&[]).await;
+    cluster
+        .launch_running(&[("quick", "while [ ! -f go ]; do sleep 0.05; done")])
+        .await;
+    std::fs::write(cluster.sandbox("quick").join("go"), "").unwrap();
+    let first = cluster.scheduler.next_update().await;
+    assert_eq!(first.state, TaskState::Finished, "{first:#?}");
+    // Not acknowledged: the agent must still have the update when it comes back, although the
+    // task's container is gone.
+    cluster.agent.kill9();
+    cluster.restart_agent(&[]).await;
+    let again = cluster.scheduler.next_update().await;
+    assert_eq!(again.task_id, first.task_id);
+    assert_eq!(again.state, TaskState::Finished, "{again:#?}");
+    assert_eq!(again.uuid, first.uuid, "the same update, resent");
+    cluster.scheduler.acknowledge(&again);
+}
+
+#[actix_rt::test]
 async fn after_a_reboot_the_agent_keeps_its_id_but_not_its_executors() {
     let mut cluster = Cluster::start(&[]).await;
     let agent_id = cluster

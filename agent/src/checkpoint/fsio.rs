@@ -2,7 +2,7 @@
 //! partial record behind, directory creation and removal that survive a crash, each optionally
 //! made durable with fsync.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -36,6 +36,19 @@ pub(crate) struct Fs {
     pub fsync: bool,
     /// Set in a batch (with fsync only): what was written and is not durable yet.
     pub batch: Option<Arc<Mutex<Pending>>>,
+    /// Logs kept open between appends, shared by the store and its batches: an append is then
+    /// one write, with no open, stat or directory lookup.
+    pub logs: Arc<Mutex<HashMap<PathBuf, OpenLog>>>,
+}
+
+/// A log kept open for appends.
+#[derive(Debug)]
+pub(crate) struct OpenLog {
+    file: File,
+    /// Its length: where the next record goes, and where a failed append is cut back to.
+    len: u64,
+    /// Its length after its last compaction, or when it was opened.
+    compacted_len: u64,
 }
 
 /// What a batch has written and not yet made durable. A replaced file's new content waits in
@@ -49,29 +62,28 @@ pub(crate) struct Pending {
     dirs: BTreeSet<PathBuf>,
     /// Temporary file to its final path, in the order written.
     renames: Vec<(PathBuf, PathBuf)>,
+    /// Records to append to each log, written at the commit: one write per log and batch.
+    appends: BTreeMap<PathBuf, Vec<u8>>,
 }
 
 impl Fs {
     /// File operations that are durable when each returns (with `fsync`).
     pub fn immediate(fsync: bool) -> Fs {
-        Fs { fsync, batch: None }
+        Fs {
+            fsync,
+            batch: None,
+            logs: Arc::default(),
+        }
+    }
+
+    fn open_logs(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, OpenLog>> {
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn pending(&self) -> Option<std::sync::MutexGuard<'_, Pending>> {
         self.batch
             .as_ref()
             .map(|batch| batch.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Where the current content of `path` is: a batch's temporary file not yet renamed over
-    /// it, or `path` itself.
-    pub fn current(&self, path: &Path) -> PathBuf {
-        if let Some(pending) = self.pending()
-            && let Some((tmp, _)) = pending.renames.iter().rev().find(|(_, to)| to == path)
-        {
-            return tmp.clone();
-        }
-        path.to_path_buf()
     }
 
     /// Makes everything the batch wrote durable, in a crash-safe order: the new contents and
@@ -82,12 +94,20 @@ impl Fs {
             return Ok(());
         };
         let Pending {
-            files,
-            dirs,
+            mut files,
+            mut dirs,
             renames,
+            appends,
         } = std::mem::take(&mut *pending);
         drop(pending);
         let result = (|| {
+            for (path, bytes) in &appends {
+                let (file, created) = self.write_log(path, bytes)?;
+                files.push((path.clone(), file));
+                if created && let Some(dir) = path.parent() {
+                    dirs.insert(dir.to_path_buf());
+                }
+            }
             // Past a few files, one sync of the whole filesystem costs less than one each: the
             // journal commits once either way, and each fsync also waits for the device.
             let sync_filesystem = files.len() + dirs.len() > SYNCFS_ABOVE;
@@ -230,52 +250,128 @@ impl Fs {
         .map_err(|err| io_error("create", path, err))
     }
 
-    /// Appends `bytes` to `path`, creating it if needed. On a failed write the file is cut back
-    /// to its previous length, so that a later append does not land after half a record.
+    /// Appends `bytes` (whole records) to the log at `path`, creating it if needed; in a batch,
+    /// at the commit, so that nothing of a batch is seen before it is durable.
     pub fn append(&self, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-        let dir = path.parent().expect("checkpoint files live in a directory");
-        // Most appends go to a log that exists; the first one creates it (and its directory).
-        let (mut file, created) = match OpenOptions::new().append(true).open(path) {
-            Ok(file) => (file, false),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                self.create_dirs(dir)?;
-                match OpenOptions::new().append(true).create_new(true).open(path) {
-                    Ok(file) => (file, true),
-                    // Created meanwhile: only this writer appends, but be exact anyway.
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => (
-                        OpenOptions::new()
-                            .append(true)
-                            .open(path)
-                            .map_err(|err| io_error("open", path, err))?,
-                        false,
-                    ),
-                    Err(err) => return Err(io_error("create", path, err)),
-                }
-            }
-            Err(err) => return Err(io_error("open", path, err)),
-        };
-        let len_before = file
-            .metadata()
-            .map_err(|err| io_error("stat", path, err))?
-            .len();
-        if let Err(err) = file.write_all(bytes) {
-            let _ = file.set_len(len_before);
-            return Err(io_error("append to", path, err));
+        if let Some(mut pending) = self.pending() {
+            pending
+                .appends
+                .entry(path.to_path_buf())
+                .or_default()
+                .extend_from_slice(bytes);
+            return Ok(());
         }
+        let (file, created) = self.write_log(path, bytes)?;
         if self.fsync {
-            if let Some(mut pending) = self.pending() {
-                if !pending.files.iter().any(|(synced, _)| synced == path) {
-                    pending.files.push((path.to_path_buf(), file));
-                }
-            } else {
-                file.sync_data()
-                    .map_err(|err| io_error("sync", path, err))?;
+            file.sync_data()
+                .map_err(|err| io_error("sync", path, err))?;
+            if created && let Some(dir) = path.parent() {
+                sync_dir_now(dir)?;
             }
-        }
-        if created {
-            self.sync_dir(dir)?;
         }
         Ok(())
+    }
+
+    /// Writes `bytes` at the end of the log at `path`, opening (and creating) it if it is not
+    /// open yet. Returns a handle to sync it by, and whether the log was created. On a failed
+    /// write the log is cut back to its previous length, so that a later append does not land
+    /// after half a record.
+    fn write_log(&self, path: &Path, bytes: &[u8]) -> Result<(File, bool), CheckpointError> {
+        let mut logs = self.open_logs();
+        let mut created = false;
+        if !logs.contains_key(path) {
+            let dir = path.parent().expect("checkpoint files live in a directory");
+            let open = || OpenOptions::new().append(true).create(true).open(path);
+            let file = match open() {
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    // Made outside any batch's lock, which making a directory may take.
+                    Fs::immediate(self.fsync).create_dirs(dir)?;
+                    open()
+                }
+                result => result,
+            }
+            .map_err(|err| io_error("open", path, err))?;
+            let len = file
+                .metadata()
+                .map_err(|err| io_error("stat", path, err))?
+                .len();
+            created = len == 0;
+            logs.insert(
+                path.to_path_buf(),
+                OpenLog {
+                    file,
+                    len,
+                    compacted_len: len,
+                },
+            );
+        }
+        let log = logs.get_mut(path).expect("opened above");
+        if let Err(err) = (&log.file).write_all(bytes) {
+            let _ = log.file.set_len(log.len);
+            return Err(io_error("append to", path, err));
+        }
+        log.len += bytes.len() as u64;
+        let file = log
+            .file
+            .try_clone()
+            .map_err(|err| io_error("open", path, err))?;
+        Ok((file, created))
+    }
+
+    /// The open logs longer than `above` and than twice their length after their last
+    /// compaction.
+    pub fn logs_to_compact(&self, above: u64) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self
+            .open_logs()
+            .iter()
+            .filter(|(_, log)| log.len > above && log.len > 2 * log.compacted_len)
+            .map(|(path, _)| path.clone())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    /// Replaces the log at `path` with `bytes` atomically and durably (whatever the batch
+    /// wrote is committed first), and appends after them from now on.
+    pub fn replace_log(&self, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+        self.commit()?;
+        let mut logs = self.open_logs();
+        logs.remove(path);
+        Fs::immediate(self.fsync).write_atomic(path, bytes)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|err| io_error("open", path, err))?;
+        let len = bytes.len() as u64;
+        logs.insert(
+            path.to_path_buf(),
+            OpenLog {
+                file,
+                len,
+                compacted_len: len,
+            },
+        );
+        Ok(())
+    }
+
+    /// Cuts the log at `path` back to `len` bytes (a torn tail found at recovery), durably.
+    pub fn truncate_log(&self, path: &Path, len: u64) -> Result<(), CheckpointError> {
+        self.open_logs().remove(path);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|err| io_error("open", path, err))?;
+        file.set_len(len)
+            .map_err(|err| io_error("truncate", path, err))?;
+        if self.fsync {
+            file.sync_all().map_err(|err| io_error("sync", path, err))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open logs under `dir`, which is going away.
+    fn close_logs_under(&self, dir: &Path) {
+        self.open_logs().retain(|path, _| !path.starts_with(dir));
     }
 
     /// Removes the tree at `dir` as one step: it is first renamed into `trash` (on the same
@@ -285,6 +381,7 @@ impl Fs {
         // What the batch wrote may be inside the tree: it lands first, and the removal is made
         // durable on its own.
         self.commit()?;
+        self.close_logs_under(dir);
         let fs = Fs::immediate(self.fsync);
         if !dir.exists() {
             return Ok(());
@@ -322,6 +419,7 @@ impl Fs {
     /// Removes `path` if it exists, durably.
     pub fn remove_file(&self, path: &Path) -> Result<(), CheckpointError> {
         self.commit()?;
+        self.close_logs_under(path);
         match fs::remove_file(path) {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -1,8 +1,9 @@
 //! The agent's durable metadata: what it must know after a restart to reconnect to executors
 //! that kept running and to resend status updates not yet acknowledged.
 //!
-//! The layout follows Mesos (`src/slave/paths.cpp`, `docs/agent-recovery.md`), with `agents`
-//! for Mesos's `slaves`:
+//! The tree follows Mesos (`src/slave/paths.cpp`, `docs/agent-recovery.md`), with `agents`
+//! for Mesos's `slaves`, down to frameworks; below them one append-only log per framework
+//! holds what Mesos spreads over a directory per executor, run and task:
 //!
 //! ```text
 //! <work_dir>/meta/boot_id
@@ -10,34 +11,43 @@
 //! <work_dir>/meta/agents/<agent>/agent.info
 //! <work_dir>/meta/agents/<agent>/resources.info                  checkpointed reservations
 //! .../<agent>/frameworks/<fw>/framework.info
-//! .../frameworks/<fw>/executors/<ex>/executor.info
-//! .../executors/<ex>/runs/<container>/run.info                   leader pid, completed, order
-//! .../runs/<container>/tasks/<task>/task.info
-//! .../tasks/<task>/task.updates                                  append-only updates log
+//! .../frameworks/<fw>/runs.log             executor infos, run records, tasks, updates, acks
 //! ```
+//!
+//! Why one log: a short task of a checkpointing framework used to cost five directories, five
+//! replaced files and a log of its own, all metadata the file system journals and every commit
+//! waits for; now it is a few records appended to a file that stays open, made durable with
+//! one `fdatasync` per batch. The log is replayed at recovery (the latest run record of a
+//! container wins; a run's first record gives its place among its executor's runs) and
+//! compacted when it has grown past 4 MiB and twice its last compacted size: rewritten with
+//! what recovery uses of it (each executor's latest run, unless completed) and renamed over.
 //!
 //! `boot_id` and `agents/latest` are one line of text; every other file is framed records of
 //! MessagePack with checksums (see `records`). Info files are replaced atomically (temporary
-//! file, fsync, rename, fsync of the directory); the updates log is appended to, and a record
-//! cut short by a crash is dropped at recovery with a warning, while any other damage is an
-//! error naming the file. Trees are removed by renaming them into `meta/.trash` first, so a
-//! crash never leaves half a framework where recovery would read it.
+//! file, fsync, rename, fsync of the directory); logs are appended to, and a record cut short
+//! by a crash is dropped at recovery with a warning, while any other damage is an error naming
+//! the file. Trees are removed by renaming them into `meta/.trash` first, so a crash never
+//! leaves half a framework where recovery would read it.
 //!
 //! Every path component comes from a validated ID, checked again here: nothing empty, no `/`,
 //! `\` or control character, not `.` or `..`, and no agent named `latest`.
 //!
-//! Recovery, like Mesos's, skips a directory whose info file is missing (the agent died after
-//! creating the directory and before writing the file) with a warning. Callers therefore write
-//! parents before children: agent, framework, executor, run, task, then updates.
+//! Recovery, like Mesos's, skips what lacks its info (a framework directory without
+//! `framework.info`, an executor without its info record, a run without a run record, a task
+//! without its task record) with a warning: the agent died before writing it and never relied
+//! on it. Callers therefore write parents before children: agent, framework, executor, run,
+//! task, then updates.
 //!
 //! The store must be recovered before the first append after a restart: recovery is what cuts a
-//! torn tail off the updates logs.
+//! torn tail off the logs.
 
 mod fsio;
 mod records;
 pub mod writer;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -57,13 +67,11 @@ const AGENT_INFO: &str = "agent.info";
 const RESOURCES_INFO: &str = "resources.info";
 const FRAMEWORKS: &str = "frameworks";
 const FRAMEWORK_INFO: &str = "framework.info";
-const EXECUTORS: &str = "executors";
-const EXECUTOR_INFO: &str = "executor.info";
-const RUNS: &str = "runs";
-const RUN_INFO: &str = "run.info";
-const TASKS: &str = "tasks";
-const TASK_INFO: &str = "task.info";
-const TASK_UPDATES: &str = "task.updates";
+const RUNS_LOG: &str = "runs.log";
+
+/// A runs log is compacted once it is larger than this and than twice its size after its last
+/// compaction: about 2,000 short tasks' records, read and rewritten in a few milliseconds.
+const COMPACT_ABOVE: u64 = 4 * 1024 * 1024;
 
 /// Why a checkpoint could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -164,14 +172,6 @@ pub struct RecoveredTask {
     pub updates: Vec<UpdateRecord>,
 }
 
-/// `run.info` on disk: the caller's record plus the position of the run among its executor's
-/// runs, assigned by the store when the run is first written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunFile {
-    sequence: u64,
-    record: RunRecord,
-}
-
 /// The checkpoint tree under `<work_dir>/meta`.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
@@ -223,13 +223,15 @@ impl CheckpointStore {
             fs: Fs {
                 fsync: self.fs.fsync,
                 batch,
+                logs: Arc::clone(&self.fs.logs),
             },
         }
     }
 
     /// Makes every write of this batch durable; see [`CheckpointStore::batched`].
     pub fn commit(&self) -> Result<(), CheckpointError> {
-        self.fs.commit()
+        self.fs.commit()?;
+        self.compact_logs()
     }
 
     /// Returns the directory the tree lives in, `<work_dir>/meta`.
@@ -252,43 +254,6 @@ impl CheckpointStore {
     fn framework_dir(&self, agent: &AgentId, fw: &FrameworkId) -> Result<PathBuf, CheckpointError> {
         let name = component("framework ID", fw.as_str())?;
         Ok(self.agent_dir(agent)?.join(FRAMEWORKS).join(name))
-    }
-
-    fn executor_dir(
-        &self,
-        agent: &AgentId,
-        fw: &FrameworkId,
-        ex: &ExecutorId,
-    ) -> Result<PathBuf, CheckpointError> {
-        let name = component("executor ID", ex.as_str())?;
-        Ok(self.framework_dir(agent, fw)?.join(EXECUTORS).join(name))
-    }
-
-    /// The directory of one executor run's checkpoint (its run record and its tasks).
-    pub fn run_dir(
-        &self,
-        agent: &AgentId,
-        fw: &FrameworkId,
-        ex: &ExecutorId,
-        container: &ContainerId,
-    ) -> Result<PathBuf, CheckpointError> {
-        let name = component("container ID", container.as_str())?;
-        Ok(self.executor_dir(agent, fw, ex)?.join(RUNS).join(name))
-    }
-
-    fn task_dir(
-        &self,
-        agent: &AgentId,
-        fw: &FrameworkId,
-        ex: &ExecutorId,
-        container: &ContainerId,
-        task: &TaskId,
-    ) -> Result<PathBuf, CheckpointError> {
-        let name = component("task ID", task.as_str())?;
-        Ok(self
-            .run_dir(agent, fw, ex, container)?
-            .join(TASKS)
-            .join(name))
     }
 
     fn write_record<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), CheckpointError> {
@@ -341,17 +306,15 @@ impl CheckpointStore {
         self.write_record(&path, info)
     }
 
-    /// Checkpoints an executor's info.
+    /// Checkpoints an executor's info, as the first record of a new run of it.
     pub fn write_executor(
         &self,
         agent: &AgentId,
         fw: &FrameworkId,
         info: &ExecutorInfo,
     ) -> Result<(), CheckpointError> {
-        let path = self
-            .executor_dir(agent, fw, &info.executor_id)?
-            .join(EXECUTOR_INFO);
-        self.write_record(&path, info)
+        component("executor ID", info.executor_id.as_str())?;
+        self.append_to_log(agent, fw, &LogRecord::Executor(info.clone()))
     }
 
     /// Checkpoints what is known of one executor run. The first write of a run places it after
@@ -364,26 +327,15 @@ impl CheckpointStore {
         container: &ContainerId,
         run: &RunRecord,
     ) -> Result<(), CheckpointError> {
-        let path = self.run_dir(agent, fw, ex, container)?.join(RUN_INFO);
-        let sequence = match read_record::<RunFile>(&self.fs.current(&path))? {
-            Some(existing) => existing.sequence,
-            None => self.next_run_sequence(&self.executor_dir(agent, fw, ex)?.join(RUNS))?,
-        };
-        let file = RunFile {
-            sequence,
-            record: run.clone(),
-        };
-        self.write_record(&path, &file)
-    }
-
-    fn next_run_sequence(&self, runs_dir: &Path) -> Result<u64, CheckpointError> {
-        let mut next = 0;
-        for (_, dir) in list_dir(runs_dir)? {
-            if let Some(run) = read_record::<RunFile>(&self.fs.current(&dir.join(RUN_INFO)))? {
-                next = next.max(run.sequence + 1);
-            }
-        }
-        Ok(next)
+        self.append_to_log(
+            agent,
+            fw,
+            &LogRecord::Run {
+                executor_id: ex.clone(),
+                container_id: container.clone(),
+                record: run.clone(),
+            },
+        )
     }
 
     /// Checkpoints a task under the run that executes it.
@@ -395,14 +347,19 @@ impl CheckpointStore {
         container: &ContainerId,
         task: &Task,
     ) -> Result<(), CheckpointError> {
-        let path = self
-            .task_dir(agent, fw, ex, container, &task.task_id)?
-            .join(TASK_INFO);
-        self.write_record(&path, task)
+        self.append_to_log(
+            agent,
+            fw,
+            &LogRecord::Task {
+                executor_id: ex.clone(),
+                container_id: container.clone(),
+                task: task.clone(),
+            },
+        )
     }
 
-    /// Appends to a task's updates log; the record is on disk (synced, with fsync) when this
-    /// returns.
+    /// Appends to a task's updates; the record is on disk (synced, with fsync) when this
+    /// returns, or in a batch at its commit.
     pub fn append_update(
         &self,
         agent: &AgentId,
@@ -412,14 +369,70 @@ impl CheckpointStore {
         task: &TaskId,
         record: &UpdateRecord,
     ) -> Result<(), CheckpointError> {
-        let path = self
-            .task_dir(agent, fw, ex, container, task)?
-            .join(TASK_UPDATES);
+        self.append_to_log(
+            agent,
+            fw,
+            &LogRecord::Update {
+                executor_id: ex.clone(),
+                container_id: container.clone(),
+                task_id: task.clone(),
+                record: record.clone(),
+            },
+        )
+    }
+
+    fn append_to_log(
+        &self,
+        agent: &AgentId,
+        fw: &FrameworkId,
+        record: &LogRecord,
+    ) -> Result<(), CheckpointError> {
+        let path = self.framework_dir(agent, fw)?.join(RUNS_LOG);
         let bytes = records::encode(record).map_err(|source| CheckpointError::Encode {
             path: path.clone(),
             source,
         })?;
-        self.fs.append(&path, &bytes)
+        self.fs.append(&path, &bytes)?;
+        if self.fs.batch.is_none() {
+            self.compact_logs()?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites every runs log that has grown past [`COMPACT_ABOVE`] and twice its size after
+    /// its last rewrite with only what recovery would use of it (see [`compacted`]), so that
+    /// a framework that stays on the agent for months does not pile up the records of every
+    /// run it ever had.
+    fn compact_logs(&self) -> Result<(), CheckpointError> {
+        for path in self.fs.logs_to_compact(COMPACT_ABOVE) {
+            let Some(bytes) = read_if_exists(&path)? else {
+                continue;
+            };
+            let read = records::decode_all::<LogRecord>(&bytes).map_err(|err| {
+                CheckpointError::Corrupt {
+                    path: path.clone(),
+                    offset: err.offset,
+                    reason: err.reason,
+                }
+            })?;
+            let mut compact = Vec::new();
+            for record in compacted(fold_log(&path, read.records)) {
+                let encoded =
+                    records::encode(&record).map_err(|source| CheckpointError::Encode {
+                        path: path.clone(),
+                        source,
+                    })?;
+                compact.extend_from_slice(&encoded);
+            }
+            tracing::debug!(
+                path = %path.display(),
+                before_bytes = bytes.len(),
+                after_bytes = compact.len(),
+                "compacting a runs log"
+            );
+            self.fs.replace_log(&path, &compact)?;
+        }
+        Ok(())
     }
 
     /// Removes everything checkpointed for a framework that is gone from the agent.
@@ -515,122 +528,198 @@ impl CheckpointStore {
         if info.id.as_ref() != Some(fw) {
             return Err(mismatch(&path, "framework ID"));
         }
-        let mut executors = Vec::new();
-        for (name, ex_dir) in list_dir(&dir.join(EXECUTORS))? {
-            let ex = parse_id::<ExecutorId>(&name, &ex_dir)?;
-            if let Some(executor) = self.recover_executor(&ex, &ex_dir)? {
-                executors.push(executor);
-            }
-        }
+        let log = dir.join(RUNS_LOG);
+        let executors = fold_log(&log, self.recover_log(&log)?);
         Ok(Some(RecoveredFramework { info, executors }))
     }
 
-    fn recover_executor(
-        &self,
-        ex: &ExecutorId,
-        dir: &Path,
-    ) -> Result<Option<RecoveredExecutor>, CheckpointError> {
-        let path = dir.join(EXECUTOR_INFO);
-        let Some(info) = read_record::<ExecutorInfo>(&path)? else {
-            warn!(executor = %ex, path = %path.display(), "executor has no info file; skipping it");
-            return Ok(None);
-        };
-        if &info.executor_id != ex {
-            return Err(mismatch(&path, "executor ID"));
-        }
-        let mut runs = Vec::new();
-        for (name, run_dir) in list_dir(&dir.join(RUNS))? {
-            let container_id = parse_id::<ContainerId>(&name, &run_dir)?;
-            if let Some(run) = self.recover_run(container_id, &run_dir)? {
-                runs.push(run);
-            }
-        }
-        runs.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| a.1.container_id.cmp(&b.1.container_id))
-        });
-        let runs = runs.into_iter().map(|(_, run)| run).collect();
-        Ok(Some(RecoveredExecutor { info, runs }))
-    }
-
-    fn recover_run(
-        &self,
-        container_id: ContainerId,
-        dir: &Path,
-    ) -> Result<Option<(u64, RecoveredRun)>, CheckpointError> {
-        let path = dir.join(RUN_INFO);
-        let Some(file) = read_record::<RunFile>(&path)? else {
-            warn!(
-                container = %container_id,
-                path = %path.display(),
-                "run has no info file; skipping it"
-            );
-            return Ok(None);
-        };
-        let mut tasks = Vec::new();
-        for (name, task_dir) in list_dir(&dir.join(TASKS))? {
-            let task_id = parse_id::<TaskId>(&name, &task_dir)?;
-            if let Some(task) = self.recover_task(&task_id, &task_dir)? {
-                tasks.push(task);
-            }
-        }
-        let run = RecoveredRun {
-            container_id,
-            record: file.record,
-            tasks,
-        };
-        Ok(Some((file.sequence, run)))
-    }
-
-    fn recover_task(
-        &self,
-        task_id: &TaskId,
-        dir: &Path,
-    ) -> Result<Option<RecoveredTask>, CheckpointError> {
-        let path = dir.join(TASK_INFO);
-        let Some(task) = read_record::<Task>(&path)? else {
-            warn!(task = %task_id, path = %path.display(), "task has no info file; skipping it");
-            return Ok(None);
-        };
-        if &task.task_id != task_id {
-            return Err(mismatch(&path, "task ID"));
-        }
-        let updates = self.recover_updates(&dir.join(TASK_UPDATES))?;
-        Ok(Some(RecoveredTask { task, updates }))
-    }
-
-    /// Reads an updates log, cutting a torn tail off the file so that appends continue after
-    /// the last whole record.
-    fn recover_updates(&self, path: &Path) -> Result<Vec<UpdateRecord>, CheckpointError> {
+    /// Reads a runs log, cutting a torn tail off the file so that appends continue after the
+    /// last whole record.
+    fn recover_log(&self, path: &Path) -> Result<Vec<LogRecord>, CheckpointError> {
         let Some(bytes) = read_if_exists(path)? else {
             return Ok(Vec::new());
         };
-        let read = records::decode_all::<UpdateRecord>(&bytes).map_err(|err| {
-            CheckpointError::Corrupt {
+        let read =
+            records::decode_all::<LogRecord>(&bytes).map_err(|err| CheckpointError::Corrupt {
                 path: path.to_path_buf(),
                 offset: err.offset,
                 reason: err.reason,
-            }
-        })?;
+            })?;
         if read.torn(bytes.len()) {
             warn!(
                 path = %path.display(),
                 kept_bytes = read.valid_len,
                 dropped_bytes = bytes.len() as u64 - read.valid_len,
-                "updates log ends in a torn record, left by a crash during an append; dropping it"
+                "runs log ends in a torn record, left by a crash during an append; dropping it"
             );
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|err| io_error("open", path, err))?;
-            file.set_len(read.valid_len)
-                .map_err(|err| io_error("truncate", path, err))?;
-            if self.fs.fsync {
-                file.sync_all().map_err(|err| io_error("sync", path, err))?;
-            }
+            self.fs.truncate_log(path, read.valid_len)?;
         }
         Ok(read.records)
     }
+}
+
+/// One record of a framework's runs log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum LogRecord {
+    /// Opens a new run of the executor (and replaces what an earlier run said of its info).
+    Executor(ExecutorInfo),
+    /// What is known of a run; the latest record of a container wins, and its first one gives
+    /// the run its place among the executor's runs.
+    Run {
+        executor_id: ExecutorId,
+        container_id: ContainerId,
+        record: RunRecord,
+    },
+    Task {
+        executor_id: ExecutorId,
+        container_id: ContainerId,
+        task: Task,
+    },
+    Update {
+        executor_id: ExecutorId,
+        container_id: ContainerId,
+        task_id: TaskId,
+        record: UpdateRecord,
+    },
+}
+
+/// Replays a runs log into the executors it describes: sorted by executor ID, each executor's
+/// runs in the order they were first recorded, tasks sorted by ID. As with a directory missing
+/// its info file, an executor with no info, a run with no run record and a task with no task
+/// record are left out with a warning: the agent died before writing them, so it never relied
+/// on them.
+fn fold_log(path: &Path, records: Vec<LogRecord>) -> Vec<RecoveredExecutor> {
+    #[derive(Default)]
+    struct Executor {
+        info: Option<ExecutorInfo>,
+        runs: Vec<Run>,
+    }
+    struct Run {
+        container_id: ContainerId,
+        record: Option<RunRecord>,
+        tasks: BTreeMap<TaskId, (Option<Task>, Vec<UpdateRecord>)>,
+    }
+    fn run(
+        executors: &mut BTreeMap<ExecutorId, Executor>,
+        executor_id: ExecutorId,
+        container_id: ContainerId,
+    ) -> &mut Run {
+        let runs = &mut executors.entry(executor_id).or_default().runs;
+        let at = match runs.iter().position(|run| run.container_id == container_id) {
+            Some(at) => at,
+            None => {
+                runs.push(Run {
+                    container_id,
+                    record: None,
+                    tasks: BTreeMap::new(),
+                });
+                runs.len() - 1
+            }
+        };
+        &mut runs[at]
+    }
+    let mut executors: BTreeMap<ExecutorId, Executor> = BTreeMap::new();
+    for record in records {
+        match record {
+            LogRecord::Executor(info) => {
+                let executor_id = info.executor_id.clone();
+                executors.entry(executor_id).or_default().info = Some(info);
+            }
+            LogRecord::Run {
+                executor_id,
+                container_id,
+                record,
+            } => run(&mut executors, executor_id, container_id).record = Some(record),
+            LogRecord::Task {
+                executor_id,
+                container_id,
+                task,
+            } => {
+                let run = run(&mut executors, executor_id, container_id);
+                let task_id = task.task_id.clone();
+                run.tasks.entry(task_id).or_default().0 = Some(task);
+            }
+            LogRecord::Update {
+                executor_id,
+                container_id,
+                task_id,
+                record,
+            } => {
+                let run = run(&mut executors, executor_id, container_id);
+                run.tasks.entry(task_id).or_default().1.push(record);
+            }
+        }
+    }
+    let mut recovered = Vec::new();
+    for (executor_id, executor) in executors {
+        let Some(info) = executor.info else {
+            warn!(executor = %executor_id, path = %path.display(), "executor has no info record; skipping it");
+            continue;
+        };
+        let mut runs = Vec::new();
+        for run in executor.runs {
+            let Some(record) = run.record else {
+                warn!(container = %run.container_id, path = %path.display(), "run has no run record; skipping it");
+                continue;
+            };
+            let mut tasks = Vec::new();
+            for (task_id, (task, updates)) in run.tasks {
+                match task {
+                    Some(task) => tasks.push(RecoveredTask { task, updates }),
+                    None => {
+                        warn!(task = %task_id, path = %path.display(), "task has no task record; skipping it")
+                    }
+                }
+            }
+            runs.push(RecoveredRun {
+                container_id: run.container_id,
+                record,
+                tasks,
+            });
+        }
+        recovered.push(RecoveredExecutor { info, runs });
+    }
+    recovered
+}
+
+/// The records of a compacted runs log: what recovery uses of `executors`, nothing else. It
+/// looks at an executor's latest run only, and not at all when that run is completed (its
+/// tasks' terminal updates were acknowledged before it was marked so), so earlier runs and
+/// completed executors go.
+fn compacted(executors: Vec<RecoveredExecutor>) -> Vec<LogRecord> {
+    let mut records = Vec::new();
+    for executor in executors {
+        let Some(run) = executor.runs.into_iter().next_back() else {
+            continue;
+        };
+        if run.record.completed {
+            continue;
+        }
+        let executor_id = executor.info.executor_id.clone();
+        records.push(LogRecord::Executor(executor.info));
+        records.push(LogRecord::Run {
+            executor_id: executor_id.clone(),
+            container_id: run.container_id.clone(),
+            record: run.record,
+        });
+        for task in run.tasks {
+            let task_id = task.task.task_id.clone();
+            records.push(LogRecord::Task {
+                executor_id: executor_id.clone(),
+                container_id: run.container_id.clone(),
+                task: task.task,
+            });
+            for record in task.updates {
+                records.push(LogRecord::Update {
+                    executor_id: executor_id.clone(),
+                    container_id: run.container_id.clone(),
+                    task_id: task_id.clone(),
+                    record,
+                });
+            }
+        }
+    }
+    records
 }
 
 /// Reads a one-record file, or `None` if it does not exist.

@@ -825,8 +825,6 @@ impl AgentState {
         }
         let command_executor = executor.command_executor;
         let in_agent = executor.in_agent;
-        let checkpoint = executor.checkpoint;
-        let pid = executor.pid;
         // Set when the agent decided the tasks' fate before the container ended (a recovered
         // executor that is gone): that, not the exit status, says how they end.
         let decided = executor.pending_termination.is_some();
@@ -932,17 +930,6 @@ impl AgentState {
                 }),
             });
         }
-        if checkpoint && let Some(agent_id) = agent_id {
-            effects.push(Effect::Checkpoint(Box::new(CheckpointOp::Run {
-                agent_id,
-                framework_id: framework_id.clone(),
-                executor_id: executor_id.clone(),
-                container_id: container_id.clone(),
-                pid,
-                completed: true,
-                in_agent,
-            })));
-        }
         self.remove_executor_if_done(&framework_id, &executor_id, effects);
         Ok(())
     }
@@ -983,11 +970,25 @@ impl AgentState {
                 .remove(&(framework_id.clone(), task.task_id.clone()));
         }
         self.containers.remove(&executor.container_id);
+        // Marked completed only now, as Mesos writes its sentinel: until its tasks' terminal
+        // updates are acknowledged, a restarted agent must still find the run to resend them.
+        if executor.checkpoint
+            && let Some(agent_id) = self.agent_id.clone()
+        {
+            effects.push(Effect::Checkpoint(Box::new(CheckpointOp::Run {
+                agent_id,
+                framework_id: framework_id.clone(),
+                executor_id: executor_id.clone(),
+                container_id: executor.container_id.clone(),
+                pid: executor.pid,
+                completed: true,
+                in_agent: executor.in_agent,
+            })));
+        }
         effects.push(Effect::RunFinished {
             framework_id: framework_id.clone(),
             executor_id: executor_id.clone(),
             container_id: executor.container_id.clone(),
-            checkpointed: executor.checkpoint,
         });
         framework.completed_executors.push_back(executor);
         while framework.completed_executors.len() > max_executors {

@@ -158,13 +158,12 @@ pub enum Effect {
     },
     /// Writes a record to the checkpoint store; what follows may rely on it being durable.
     Checkpoint(Box<CheckpointOp>),
-    /// An executor run is over: its sandbox may be garbage-collected, and so may its checkpointed
-    /// run (`checkpointed`), as Mesos collects an executor run's meta directory with its sandbox.
+    /// An executor run is over: its sandbox may be garbage-collected, and its checkpoint
+    /// records (marked completed just before) dropped at the next compaction.
     RunFinished {
         framework_id: FrameworkId,
         executor_id: ExecutorId,
         container_id: ContainerId,
-        checkpointed: bool,
     },
     /// The master told this agent to shut down for good: destroy every container, forget the
     /// agent ID and exit.
