@@ -356,6 +356,13 @@ fn recovery_order_is_by_id_and_runs_by_creation() {
     assert_eq!(recover(dir.path()).unwrap(), Some(recovered));
 }
 
+/// Where the records of a log end: logs are preallocated, and zeros follow their last record.
+/// Every record these tests write ends in a non-zero byte.
+fn records_end(path: &Path) -> usize {
+    let bytes = fs::read(path).unwrap();
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |at| at + 1)
+}
+
 #[test]
 fn a_torn_last_update_is_dropped_and_cut_off_the_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -368,27 +375,26 @@ fn a_torn_last_update_is_dropped_and_cut_off_the_log() {
     ];
     write_task_tree(&store, "fw-a", "ex-1", "c-1", "t1", &kept);
     let path = runs_log(dir.path(), "fw-a");
-    let whole_len = fs::metadata(&path).unwrap().len();
-    // The agent died halfway through appending the acknowledgement.
+    let whole_len = records_end(&path);
+    // The agent died halfway through appending the acknowledgement: only its first bytes
+    // reached the disk.
     let agent = agent_id();
     let (f, e, c, t) = (fw("fw-a"), ex("ex-1"), container("c-1"), task_id("t1"));
     store
         .append_update(&agent, &f, &e, &c, &t, &ack(2))
         .unwrap();
-    let torn_len = whole_len + 7;
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(torn_len)
-        .unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    let torn_end = records_end(&path);
+    assert!(torn_end > whole_len + 7);
+    bytes[whole_len + 7..torn_end].fill(0);
+    fs::write(&path, &bytes).unwrap();
 
     let recovered = recover(dir.path()).unwrap().unwrap();
     let updates = &recovered.frameworks[0].executors[0].runs[0].tasks[0].updates;
     assert_eq!(updates, &kept);
     assert_eq!(
         fs::metadata(&path).unwrap().len(),
-        whole_len,
+        whole_len as u64,
         "the torn tail is cut off"
     );
 
@@ -404,28 +410,42 @@ fn a_torn_last_update_is_dropped_and_cut_off_the_log() {
 }
 
 #[test]
-fn zeros_left_after_the_last_update_are_a_torn_tail() {
+fn zeros_after_the_last_update_are_free_space_for_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let store = CheckpointStore::open(dir.path(), false).unwrap();
     store.write_agent(&agent_info(AGENT)).unwrap();
     let kept = [update("fw-a", "ex-1", "t1", TaskState::Running, 1)];
     write_task_tree(&store, "fw-a", "ex-1", "c-1", "t1", &kept);
     let path = runs_log(dir.path(), "fw-a");
-    let whole_len = fs::metadata(&path).unwrap().len();
-    // The file grew but the data never reached the disk.
+    // More zeros than the store preallocated: a file that grew before its data reached the
+    // disk looks the same.
     OpenOptions::new()
         .append(true)
         .open(&path)
         .unwrap()
-        .write_all(&[0; 300])
+        .write_all(&[0; 300_000])
         .unwrap();
+    let len = fs::metadata(&path).unwrap().len();
 
     let recovered = recover(dir.path()).unwrap().unwrap();
     assert_eq!(
         recovered.frameworks[0].executors[0].runs[0].tasks[0].updates,
         kept
     );
-    assert_eq!(fs::metadata(&path).unwrap().len(), whole_len);
+    assert_eq!(fs::metadata(&path).unwrap().len(), len, "nothing to cut");
+
+    // The next record goes right after the last one, into the zeros.
+    let store = CheckpointStore::open(dir.path(), false).unwrap();
+    let (f, e, c, t) = (fw("fw-a"), ex("ex-1"), container("c-1"), task_id("t1"));
+    store
+        .append_update(&agent_id(), &f, &e, &c, &t, &ack(1))
+        .unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), len);
+    let recovered = store.recover().unwrap().unwrap();
+    assert_eq!(
+        recovered.frameworks[0].executors[0].runs[0].tasks[0].updates,
+        [kept[0].clone(), ack(1)]
+    );
 }
 
 #[test]

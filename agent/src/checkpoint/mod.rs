@@ -545,7 +545,7 @@ impl CheckpointStore {
                 offset: err.offset,
                 reason: err.reason,
             })?;
-        if read.torn(bytes.len()) {
+        if read.torn {
             warn!(
                 path = %path.display(),
                 kept_bytes = read.valid_len,

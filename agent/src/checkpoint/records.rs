@@ -11,11 +11,17 @@
 //! The header has its own checksum so that a flipped bit in a length is caught as corruption
 //! rather than mistaken for a record cut short, which would silently drop every later record.
 //!
-//! Reading tells a *torn tail* (what a crash in the middle of an append leaves: the end of the
-//! file holds less than a header, a payload shorter than its header declares, or only zeros where
-//! a header should be) apart from corruption (anything else that fails a check), which is an
-//! error: a torn tail can only be a record whose append never returned, so dropping it loses
-//! nothing the agent relied on, while corruption elsewhere would lose acknowledged data.
+//! Logs are preallocated: zeros follow their last record, space the next records are written
+//! into (see `fsio`). Reading stops at the first record that is not there:
+//! - *free space*: only zeros are left (preallocated, or a file that grew before its data
+//!   reached the disk);
+//! - a *torn tail*, what a crash in the middle of an append leaves: less than a header at the
+//!   end of the file, a payload shorter than its header declares, or a last record that fails
+//!   a check and is followed by zeros only (its later sectors never reached the disk);
+//! - anything else that fails a check is corruption, an error: a torn tail can only be a record
+//!   whose append never returned, so dropping it loses nothing the agent relied on, while
+//!   corruption elsewhere would lose acknowledged data. Where nothing follows a damaged last
+//!   record (a log that was not preallocated) it is corruption too.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,15 +45,10 @@ pub(crate) struct RecordError {
 #[derive(Debug)]
 pub(crate) struct Records<T> {
     pub records: Vec<T>,
-    /// The length of the well-formed prefix; shorter than the input when the tail was torn.
+    /// The length of the well-formed prefix: where the next record goes.
     pub valid_len: u64,
-}
-
-impl<T> Records<T> {
-    /// Tells whether a torn tail follows the valid records.
-    pub fn torn(&self, total_len: usize) -> bool {
-        self.valid_len < total_len as u64
-    }
+    /// Whether a torn record follows the valid ones (rather than nothing, or zeros only).
+    pub torn: bool,
 }
 
 /// Encodes `value` as one framed record.
@@ -85,6 +86,7 @@ pub(crate) fn decode_all<T: DeserializeOwned>(bytes: &[u8]) -> Result<Records<T>
     Ok(Records {
         records,
         valid_len: offset as u64,
+        torn: !zeros(&bytes[offset..]),
     })
 }
 
@@ -118,8 +120,8 @@ fn decode_at<T: DeserializeOwned>(
     }
     let word = |idx: usize| u32::from_le_bytes(rest[idx..idx + 4].try_into().expect("4 bytes"));
     if crc32fast::hash(&rest[0..8]) != word(8) {
-        // A crash after the file grew but before its data reached the disk leaves zeros.
-        if rest.iter().all(|&b| b == 0) {
+        // Free space, or a header whose append was cut short in preallocated space.
+        if zeros(rest) || (rest.len() > HEADER_LEN && zeros(&rest[HEADER_LEN..])) {
             return Ok(None);
         }
         return Err(corrupt("record header checksum mismatch".to_owned()));
@@ -136,11 +138,19 @@ fn decode_at<T: DeserializeOwned>(
     }
     let payload = &rest[HEADER_LEN..end];
     if crc32fast::hash(payload) != word(4) {
+        // A payload cut short in preallocated space: what follows was never written.
+        if rest.len() > end && zeros(&rest[end..]) {
+            return Ok(None);
+        }
         return Err(corrupt("record payload checksum mismatch".to_owned()));
     }
     let value = rmp_serde::from_slice(payload)
         .map_err(|err| corrupt(format!("record does not decode: {err}")))?;
     Ok(Some((value, offset + end)))
+}
+
+fn zeros(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 #[cfg(test)]
@@ -156,7 +166,7 @@ mod tests {
         let bytes = log(&["a", "bb", ""]);
         let read = decode_all::<String>(&bytes).unwrap();
         assert_eq!(read.records, ["a", "bb", ""]);
-        assert!(!read.torn(bytes.len()));
+        assert!(!read.torn);
     }
 
     #[test]
@@ -167,17 +177,45 @@ mod tests {
             let read = decode_all::<String>(&whole[..cut]).unwrap();
             assert_eq!(read.records, ["first"], "cut at {cut}");
             assert_eq!(read.valid_len, first_len as u64);
+            assert!(read.torn || cut == first_len);
         }
     }
 
     #[test]
-    fn zeros_after_the_last_record_are_a_torn_tail() {
+    fn zeros_after_the_last_record_are_free_space() {
         let mut bytes = log(&["first"]);
         let len = bytes.len();
         bytes.extend_from_slice(&[0; 40]);
         let read = decode_all::<String>(&bytes).unwrap();
         assert_eq!(read.records, ["first"]);
         assert_eq!(read.valid_len, len as u64);
+        assert!(!read.torn);
+    }
+
+    #[test]
+    fn a_record_cut_short_in_preallocated_space_is_a_torn_tail() {
+        let whole = log(&["first", "second record"]);
+        let first_len = encode(&"first").unwrap().len();
+        // The append wrote only a prefix of the last record; the zeros after it were never
+        // overwritten.
+        for cut in first_len + 1..whole.len() {
+            let mut bytes = whole[..cut].to_vec();
+            bytes.resize(whole.len() + 64, 0);
+            let read = decode_all::<String>(&bytes).unwrap();
+            assert_eq!(read.records, ["first"], "cut at {cut}");
+            assert_eq!(read.valid_len, first_len as u64);
+            assert!(read.torn, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_with_records_after_it_is_corruption_even_before_free_space() {
+        let mut bytes = log(&["first", "second", "third"]);
+        bytes.extend_from_slice(&[0; 64]);
+        let second = encode(&"first").unwrap().len() + HEADER_LEN + 1;
+        bytes[second] ^= 0x10;
+        let err = decode_all::<String>(&bytes).unwrap_err();
+        assert!(err.reason.contains("mismatch"), "{err:?}");
     }
 
     #[test]
