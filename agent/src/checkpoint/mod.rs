@@ -314,7 +314,7 @@ impl CheckpointStore {
         info: &ExecutorInfo,
     ) -> Result<(), CheckpointError> {
         component("executor ID", info.executor_id.as_str())?;
-        self.append_to_log(agent, fw, &LogRecord::Executor(info.clone()))
+        self.append_to_log(agent, fw, &LogRecordRef::Executor(info))
     }
 
     /// Checkpoints what is known of one executor run. The first write of a run places it after
@@ -330,10 +330,10 @@ impl CheckpointStore {
         self.append_to_log(
             agent,
             fw,
-            &LogRecord::Run {
-                executor_id: ex.clone(),
-                container_id: container.clone(),
-                record: run.clone(),
+            &LogRecordRef::Run {
+                executor_id: ex,
+                container_id: container,
+                record: run,
             },
         )
     }
@@ -350,10 +350,10 @@ impl CheckpointStore {
         self.append_to_log(
             agent,
             fw,
-            &LogRecord::Task {
-                executor_id: ex.clone(),
-                container_id: container.clone(),
-                task: task.clone(),
+            &LogRecordRef::Task {
+                executor_id: ex,
+                container_id: container,
+                task,
             },
         )
     }
@@ -372,11 +372,11 @@ impl CheckpointStore {
         self.append_to_log(
             agent,
             fw,
-            &LogRecord::Update {
-                executor_id: ex.clone(),
-                container_id: container.clone(),
-                task_id: task.clone(),
-                record: record.clone(),
+            &LogRecordRef::Update {
+                executor_id: ex,
+                container_id: container,
+                task_id: task,
+                record,
             },
         )
     }
@@ -385,7 +385,7 @@ impl CheckpointStore {
         &self,
         agent: &AgentId,
         fw: &FrameworkId,
-        record: &LogRecord,
+        record: &LogRecordRef<'_>,
     ) -> Result<(), CheckpointError> {
         let path = self.framework_dir(agent, fw)?.join(RUNS_LOG);
         let bytes = records::encode(record).map_err(|source| CheckpointError::Encode {
@@ -580,6 +580,29 @@ enum LogRecord {
         container_id: ContainerId,
         task_id: TaskId,
         record: UpdateRecord,
+    },
+}
+
+/// A [`LogRecord`] borrowed, for writing: encoding it copies no info. It encodes exactly as
+/// the owned record (same variant and field names).
+#[derive(Serialize)]
+enum LogRecordRef<'a> {
+    Executor(&'a ExecutorInfo),
+    Run {
+        executor_id: &'a ExecutorId,
+        container_id: &'a ContainerId,
+        record: &'a RunRecord,
+    },
+    Task {
+        executor_id: &'a ExecutorId,
+        container_id: &'a ContainerId,
+        task: &'a Task,
+    },
+    Update {
+        executor_id: &'a ExecutorId,
+        container_id: &'a ContainerId,
+        task_id: &'a TaskId,
+        record: &'a UpdateRecord,
     },
 }
 
