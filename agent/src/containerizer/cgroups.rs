@@ -679,22 +679,23 @@ impl Isolation for CgroupIsolation {
 
     fn usage(&self, dirs: &CgroupDirs, _leader: Pid) -> Result<Usage, ContainerizerError> {
         let read = |path: PathBuf| {
-            read_u64(&path).ok_or_else(|| {
+            self.read_u64(&path).ok_or_else(|| {
                 ContainerizerError::io("read", path, io::Error::other("missing or not a number"))
             })
         };
         let limit_bytes = |path: PathBuf| -> Option<u64> {
             // "max" (v2) or a page-rounded i64::MAX (v1) mean no limit.
-            read_u64(&path).filter(|&bytes| bytes < 1 << 62)
+            self.read_u64(&path).filter(|&bytes| bytes < 1 << 62)
         };
         let mut usage = Usage::default();
         if self.v2() {
-            let cpu = read_keyed(&dirs.cpu.join("cpu.stat"));
+            let cpu = self.read_keyed(&dirs.cpu.join("cpu.stat"));
             usage.cpu_user_secs = *cpu.get("user_usec").unwrap_or(&0) as f64 / 1e6;
             usage.cpu_system_secs = *cpu.get("system_usec").unwrap_or(&0) as f64 / 1e6;
             usage.mem_usage_bytes = Some(read(dirs.memory.join("memory.current"))?);
             usage.mem_limit_bytes = limit_bytes(dirs.memory.join("memory.max"));
-            usage.mem_rss_bytes = *read_keyed(&dirs.memory.join("memory.stat"))
+            usage.mem_rss_bytes = *self
+                .read_keyed(&dirs.memory.join("memory.stat"))
                 .get("anon")
                 .unwrap_or(&0);
         } else {
@@ -702,7 +703,8 @@ impl Isolation for CgroupIsolation {
             usage.cpu_system_secs = read(dirs.cpuacct.join("cpuacct.usage_sys"))? as f64 / 1e9;
             usage.mem_usage_bytes = Some(read(dirs.memory.join("memory.usage_in_bytes"))?);
             usage.mem_limit_bytes = limit_bytes(dirs.memory.join("memory.limit_in_bytes"));
-            usage.mem_rss_bytes = *read_keyed(&dirs.memory.join("memory.stat"))
+            usage.mem_rss_bytes = *self
+                .read_keyed(&dirs.memory.join("memory.stat"))
                 .get("total_rss")
                 .unwrap_or(&0);
         }
@@ -711,7 +713,9 @@ impl Isolation for CgroupIsolation {
         } else {
             // v1 lists the container's threads in each of its cgroups, as pids.current counts.
             let tasks = dirs.memory.join("tasks");
-            let listed = fs::read_to_string(&tasks)
+            let listed = self
+                .instance_fds
+                .read_to_string(&tasks)
                 .map_err(|error| ContainerizerError::io("read", tasks, error))?;
             listed.lines().count() as u64
         };
@@ -982,11 +986,7 @@ fn cgroup_error(
     }
 }
 
-/// Reads a file holding one number; `max` reads as `u64::MAX`.
-fn read_u64(path: &Path) -> Option<u64> {
-    parse_u64(&fs::read_to_string(path).ok()?)
-}
-
+/// Parses a file holding one number; `max` reads as `u64::MAX`.
 fn parse_u64(content: &str) -> Option<u64> {
     let value = content.split_whitespace().next()?;
     if value == "max" {
@@ -995,13 +995,7 @@ fn parse_u64(content: &str) -> Option<u64> {
     value.parse().ok()
 }
 
-/// Reads a file of `key value` lines (`memory.stat`, `memory.events`, `cpu.stat`).
-fn read_keyed(path: &Path) -> HashMap<String, u64> {
-    fs::read_to_string(path)
-        .map(|content| parse_keyed(&content))
-        .unwrap_or_default()
-}
-
+/// Parses `key value` lines (`memory.stat`, `memory.events`, `cpu.stat`).
 fn parse_keyed(content: &str) -> HashMap<String, u64> {
     content
         .lines()
