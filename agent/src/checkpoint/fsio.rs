@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
-
-use serde::de::IgnoredAny;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{CheckpointError, records};
+use serde::de::IgnoredAny;
+
+use super::{CheckpointError, decode_log};
 
 /// Tells temporary files apart when several threads replace files in one directory.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -54,6 +54,23 @@ pub(crate) struct OpenLog {
     allocated: u64,
     /// Its length after its last compaction, or when it was opened.
     compacted_len: u64,
+}
+
+impl OpenLog {
+    /// Opens the existing log at `path`, whose records end at `len` in `allocated` bytes.
+    fn open(path: &Path, len: u64, allocated: u64) -> Result<OpenLog, CheckpointError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|err| io_error("open", path, err))?;
+        Ok(OpenLog {
+            file,
+            len,
+            allocated,
+            compacted_len: len,
+        })
+    }
 }
 
 /// Logs grow by at least this much at a time, and by their size up to [`PREALLOCATE_MAX`].
@@ -315,14 +332,9 @@ impl Fs {
             file.read_to_end(&mut content)
                 .map_err(|err| io_error("read", path, err))?;
             created = content.is_empty();
-            // Where the records end; recovery has cut off any torn one.
-            let len = records::decode_all::<IgnoredAny>(&content)
-                .map_err(|err| CheckpointError::Corrupt {
-                    path: path.to_path_buf(),
-                    offset: err.offset,
-                    reason: err.reason,
-                })?
-                .valid_len;
+            // A log recovery did not adopt (a new one, or a store never recovered): where its
+            // records end; recovery has cut off any torn one.
+            let len = decode_log::<IgnoredAny>(path, &content)?.valid_len;
             logs.insert(
                 path.to_path_buf(),
                 OpenLog {
@@ -375,21 +387,18 @@ impl Fs {
         let mut logs = self.open_logs();
         logs.remove(path);
         Fs::immediate(self.fsync).write_atomic(path, bytes)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|err| io_error("open", path, err))?;
         let len = bytes.len() as u64;
-        logs.insert(
-            path.to_path_buf(),
-            OpenLog {
-                file,
-                len,
-                allocated: len,
-                compacted_len: len,
-            },
-        );
+        logs.insert(path.to_path_buf(), OpenLog::open(path, len, len)?);
+        Ok(())
+    }
+
+    /// Keeps the log at `path` open for appends after its records, which end at `len` in a file
+    /// of `file_len` bytes (as recovery found them), unless it is open already.
+    pub fn adopt_log(&self, path: &Path, len: u64, file_len: u64) -> Result<(), CheckpointError> {
+        let mut logs = self.open_logs();
+        if !logs.contains_key(path) {
+            logs.insert(path.to_path_buf(), OpenLog::open(path, len, file_len)?);
+        }
         Ok(())
     }
 

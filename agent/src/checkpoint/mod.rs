@@ -257,11 +257,7 @@ impl CheckpointStore {
     }
 
     fn write_record<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), CheckpointError> {
-        let bytes = records::encode(value).map_err(|source| CheckpointError::Encode {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        self.fs.write_atomic(path, &bytes)
+        self.fs.write_atomic(path, &encode_record(path, value)?)
     }
 
     /// Records the machine's boot ID, so that the next start can tell a reboot from a restart.
@@ -388,11 +384,7 @@ impl CheckpointStore {
         record: &LogRecordRef<'_>,
     ) -> Result<(), CheckpointError> {
         let path = self.framework_dir(agent, fw)?.join(RUNS_LOG);
-        let bytes = records::encode(record).map_err(|source| CheckpointError::Encode {
-            path: path.clone(),
-            source,
-        })?;
-        self.fs.append(&path, &bytes)?;
+        self.fs.append(&path, &encode_record(&path, record)?)?;
         if self.fs.batch.is_none() {
             self.compact_logs()?;
         }
@@ -408,21 +400,10 @@ impl CheckpointStore {
             let Some(bytes) = read_if_exists(&path)? else {
                 continue;
             };
-            let read = records::decode_all::<LogRecord>(&bytes).map_err(|err| {
-                CheckpointError::Corrupt {
-                    path: path.clone(),
-                    offset: err.offset,
-                    reason: err.reason,
-                }
-            })?;
+            let read = decode_log::<LogRecord>(&path, &bytes)?;
             let mut compact = Vec::new();
             for record in compacted(fold_log(&path, read.records)) {
-                let encoded =
-                    records::encode(&record).map_err(|source| CheckpointError::Encode {
-                        path: path.clone(),
-                        source,
-                    })?;
-                compact.extend_from_slice(&encoded);
+                compact.extend_from_slice(&encode_record(&path, &record)?);
             }
             tracing::debug!(
                 path = %path.display(),
@@ -539,12 +520,8 @@ impl CheckpointStore {
         let Some(bytes) = read_if_exists(path)? else {
             return Ok(Vec::new());
         };
-        let read =
-            records::decode_all::<LogRecord>(&bytes).map_err(|err| CheckpointError::Corrupt {
-                path: path.to_path_buf(),
-                offset: err.offset,
-                reason: err.reason,
-            })?;
+        let read = decode_log::<LogRecord>(path, &bytes)?;
+        let mut file_len = bytes.len() as u64;
         if read.torn {
             warn!(
                 path = %path.display(),
@@ -553,7 +530,10 @@ impl CheckpointStore {
                 "runs log ends in a torn record, left by a crash during an append; dropping it"
             );
             self.fs.truncate_log(path, read.valid_len)?;
+            file_len = read.valid_len;
         }
+        // The writer appends after the records found here, without reading the log again.
+        self.fs.adopt_log(path, read.valid_len, file_len)?;
         Ok(read.records)
     }
 }
@@ -752,11 +732,31 @@ fn read_record<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Checkpoint
     };
     records::decode_one(&bytes)
         .map(Some)
-        .map_err(|err| CheckpointError::Corrupt {
-            path: path.to_path_buf(),
-            offset: err.offset,
-            reason: err.reason,
-        })
+        .map_err(|err| corrupt(path, err))
+}
+
+/// Encodes `value` as one record of the file at `path`.
+fn encode_record<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, CheckpointError> {
+    records::encode(value).map_err(|source| CheckpointError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Decodes the records of the log at `path`.
+fn decode_log<T: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<records::Records<T>, CheckpointError> {
+    records::decode_all(bytes).map_err(|err| corrupt(path, err))
+}
+
+fn corrupt(path: &Path, err: records::RecordError) -> CheckpointError {
+    CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        offset: err.offset,
+        reason: err.reason,
+    }
 }
 
 /// Reads a one-line text file, or `None` if it does not exist.
