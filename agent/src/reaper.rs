@@ -18,6 +18,16 @@
 //! has not forgotten yet. It keeps an exit until the agent sends [`Request::Forget`] (once the
 //! run's end is recorded), or until [`MAX_EXITS`] newer ones push it out.
 //!
+//! # Spawning
+//!
+//! Starting a leader is mostly waiting: the clone waits until the child has entered its
+//! cgroups (which takes a lock shared with every other attach and exit on the machine), opened
+//! its output and execed, milliseconds under load for well under one of CPU. So the event loop
+//! does not spawn: [`SPAWN_THREADS`] threads do, several at once, and hand each started child
+//! back to the loop (through an eventfd), which watches it and tells the agent. A child that
+//! exits before the loop has taken it is reaped all the same: its pidfd is readable when the
+//! loop adds it.
+//!
 //! # Lifetime
 //!
 //! The agent starts the reaper (`strata reaper`) when none answers on the socket, in a process
@@ -54,6 +64,9 @@ pub const FIRST_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// How long the reaper waits for a stalled agent to take a frame before it drops it.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Threads starting leaders at once (see "Spawning" above). Each mostly waits on the kernel,
+/// so a few more than a small machine's cores keep the launches flowing.
+const SPAWN_THREADS: usize = 4;
 
 /// The reaper's socket for an agent work dir.
 pub fn socket_path(work_dir: &Path) -> PathBuf {
@@ -238,6 +251,10 @@ fn take_frames<T: for<'de> Deserialize<'de>>(buffer: &mut Vec<u8>) -> io::Result
 
 const LISTENER: u64 = 0;
 const CLIENT: u64 = 1;
+/// The eventfd the spawn threads signal when they have started (or failed to start) a child.
+const SPAWNED: u64 = 2;
+/// The first token for a child's pidfd.
+const FIRST_CHILD: u64 = 3;
 
 struct Child {
     container_id: String,
@@ -245,11 +262,105 @@ struct Child {
     pidfd: OwnedFd,
 }
 
+/// A spawn thread's result, for the event loop.
+struct Started {
+    container_id: String,
+    program: String,
+    result: io::Result<spawn::Spawned>,
+}
+
+/// The spawn threads, fed by one queue, answering through `done` and a write to `wake`.
+struct Spawner {
+    queue: std::sync::mpsc::Sender<SpawnRequest>,
+    done: Arc<Mutex<Vec<Started>>>,
+    wake: Arc<OwnedFd>,
+    /// Requests handed over and not taken back yet; the reaper does not stop while any is.
+    in_flight: usize,
+}
+
+impl Spawner {
+    fn start(threads: usize) -> io::Result<Self> {
+        let wake = Arc::new(rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?);
+        let (queue, requests) = std::sync::mpsc::channel::<SpawnRequest>();
+        let requests = Arc::new(Mutex::new(requests));
+        let done = Arc::new(Mutex::new(Vec::new()));
+        for n in 0..threads {
+            let (requests, done, wake) =
+                (Arc::clone(&requests), Arc::clone(&done), Arc::clone(&wake));
+            std::thread::Builder::new()
+                .name(format!("reaper-spawn-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next request.
+                        let request = requests
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .recv();
+                        let Ok(request) = request else { return };
+                        let started = Started {
+                            result: start_leader(&request),
+                            container_id: request.container_id,
+                            program: request.program,
+                        };
+                        done.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(started);
+                        // A full counter (never, at one per spawn) still wakes the loop.
+                        let _ = rustix::io::write(&*wake, &1u64.to_ne_bytes());
+                    }
+                })?;
+        }
+        Ok(Self {
+            queue,
+            done,
+            wake,
+            in_flight: 0,
+        })
+    }
+
+    /// Hands `request` to the threads; gives it back if they are gone (a panic in one).
+    fn submit(&mut self, request: SpawnRequest) -> Result<(), Box<SpawnRequest>> {
+        self.queue
+            .send(request)
+            .map_err(|error| Box::new(error.0))?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Takes what the threads have finished since the last call.
+    fn take(&mut self) -> Vec<Started> {
+        let mut counter = [0u8; 8];
+        let _ = rustix::io::read(&*self.wake, &mut counter);
+        let started =
+            std::mem::take(&mut *self.done.lock().unwrap_or_else(PoisonError::into_inner));
+        self.in_flight -= started.len();
+        started
+    }
+}
+
+/// Starts a container's leader, as a spawn thread does.
+fn start_leader(request: &SpawnRequest) -> io::Result<spawn::Spawned> {
+    spawn::spawn(SpawnSpec {
+        program: &request.program,
+        argv: &request.argv,
+        env: &request.env,
+        working_dir: &request.working_dir,
+        stdout: spawn::open_output(&request.stdout)?,
+        stderr: spawn::open_output(&request.stderr)?,
+        attach_files: &request.attach_files,
+        user: request.user.as_ref(),
+    })
+}
+
 struct Server {
     epoll: OwnedFd,
     listener: UnixListener,
     client: Option<UnixStream>,
     inbox: Vec<u8>,
+    spawner: Spawner,
     /// By epoll token.
     children: HashMap<u64, Child>,
     next_token: u64,
@@ -278,6 +389,14 @@ pub fn serve(socket: &Path, ready: Option<&mut dyn Write>) -> Result<(), ReaperE
         epoll::EventFlags::IN,
     )
     .map_err(|error| socket_error(error.into()))?;
+    let spawner = Spawner::start(SPAWN_THREADS).map_err(socket_error)?;
+    epoll::add(
+        &epoll,
+        &*spawner.wake,
+        epoll::EventData::new_u64(SPAWNED),
+        epoll::EventFlags::IN,
+    )
+    .map_err(|error| socket_error(error.into()))?;
     if let Some(ready) = ready {
         // The agent that started us reads this line; it may already be gone.
         let _ = ready.write_all(b"ready\n").and_then(|()| ready.flush());
@@ -288,8 +407,9 @@ pub fn serve(socket: &Path, ready: Option<&mut dyn Write>) -> Result<(), ReaperE
         listener,
         client: None,
         inbox: Vec::new(),
+        spawner,
         children: HashMap::new(),
-        next_token: 2,
+        next_token: FIRST_CHILD,
         exits: VecDeque::new(),
         exit_seq: BTreeMap::new(),
         next_seq: 0,
@@ -300,7 +420,11 @@ pub fn serve(socket: &Path, ready: Option<&mut dyn Write>) -> Result<(), ReaperE
     }
     let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
     loop {
-        if server.client.is_none() && server.children.is_empty() && server.ever_connected {
+        if server.client.is_none()
+            && server.children.is_empty()
+            && server.spawner.in_flight == 0
+            && server.ever_connected
+        {
             info!(
                 exits = server.exits.len(),
                 "reaper has no agent and no container left; stopping"
@@ -334,6 +458,7 @@ pub fn serve(socket: &Path, ready: Option<&mut dyn Write>) -> Result<(), ReaperE
             match token {
                 LISTENER => server.accept(),
                 CLIENT => server.read_client(),
+                SPAWNED => server.take_started(),
                 token => server.reap(token),
             }
         }
@@ -498,49 +623,62 @@ impl Server {
     fn handle(&mut self, request: Request) {
         match request {
             Request::Spawn(request) => {
-                let container_id = request.container_id.clone();
-                let program = request.program.clone();
-                match self.spawn(request) {
-                    Ok(pid) => self.send(&Event::Spawned { container_id, pid }),
-                    Err(error) => self.send(&Event::SpawnFailed {
-                        container_id,
-                        error: format!("{program}: {error}"),
-                    }),
+                if let Err(request) = self.spawner.submit(request) {
+                    warn!("reaper spawn threads are gone; spawning in the event loop");
+                    let started = Started {
+                        result: start_leader(&request),
+                        container_id: request.container_id,
+                        program: request.program,
+                    };
+                    self.started(started);
                 }
             }
             Request::Forget { container_id } => self.drop_exit(&container_id),
         }
     }
 
-    fn spawn(&mut self, request: SpawnRequest) -> io::Result<u32> {
-        let spawned = spawn::spawn(SpawnSpec {
-            program: &request.program,
-            argv: &request.argv,
-            env: &request.env,
-            working_dir: &request.working_dir,
-            stdout: spawn::open_output(&request.stdout)?,
-            stderr: spawn::open_output(&request.stderr)?,
-            attach_files: &request.attach_files,
-            user: request.user.as_ref(),
-        })?;
-        let token = self.next_token;
-        self.next_token += 1;
-        epoll::add(
-            &self.epoll,
-            &spawned.pidfd,
-            epoll::EventData::new_u64(token),
-            epoll::EventFlags::IN,
-        )?;
-        let pid = pid_u32(spawned.pid);
-        self.children.insert(
-            token,
-            Child {
-                container_id: request.container_id,
-                pid: spawned.pid,
-                pidfd: spawned.pidfd,
-            },
-        );
-        Ok(pid)
+    /// Takes the children the spawn threads have started: watches each and tells the agent.
+    fn take_started(&mut self) {
+        for started in self.spawner.take() {
+            self.started(started);
+        }
+    }
+
+    fn started(&mut self, started: Started) {
+        let Started {
+            container_id,
+            program,
+            result,
+        } = started;
+        let watched = result.and_then(|spawned| {
+            let token = self.next_token;
+            self.next_token += 1;
+            epoll::add(
+                &self.epoll,
+                &spawned.pidfd,
+                epoll::EventData::new_u64(token),
+                epoll::EventFlags::IN,
+            )?;
+            Ok((token, spawned))
+        });
+        match watched {
+            Ok((token, spawned)) => {
+                let pid = pid_u32(spawned.pid);
+                self.children.insert(
+                    token,
+                    Child {
+                        container_id: container_id.clone(),
+                        pid: spawned.pid,
+                        pidfd: spawned.pidfd,
+                    },
+                );
+                self.send(&Event::Spawned { container_id, pid });
+            }
+            Err(error) => self.send(&Event::SpawnFailed {
+                container_id,
+                error: format!("{program}: {error}"),
+            }),
+        }
     }
 
     fn reap(&mut self, token: u64) {

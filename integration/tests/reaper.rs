@@ -170,3 +170,46 @@ async fn a_bad_frame_costs_its_sender_the_connection_and_nothing_else() {
         Some(ExitStatus::Exited(3))
     );
 }
+
+#[tokio::test]
+async fn leaders_spawned_at_once_each_get_their_own_pid_and_exit_status() {
+    let dir = work_dir();
+    let (reaper, _) = Reaper::connect_or_start(dir.path(), &strata_binary()).expect("reaper");
+    // Eight agent threads asking at once, as concurrent launches do: the reaper's spawn threads
+    // start them in parallel and must not mix up whose pid and exit is whose.
+    let spawned: Vec<(String, u32)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                let (reaper, dir) = (reaper.clone(), dir.path());
+                scope.spawn(move || {
+                    (0..6)
+                        .map(|n| {
+                            let id = format!("c-{worker}-{n}");
+                            let code = worker * 10 + n;
+                            let pid = reaper
+                                .spawn(shell(&id, dir, &format!("echo $$; exit {code}")))
+                                .expect("spawn");
+                            (id, pid)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("worker"))
+            .collect()
+    });
+    assert_eq!(spawned.len(), 48);
+    for (id, pid) in &spawned {
+        let (worker, n) = id
+            .trim_start_matches("c-")
+            .split_once('-')
+            .expect("worker and number");
+        let code: i32 = worker.parse::<i32>().unwrap() * 10 + n.parse::<i32>().unwrap();
+        assert_eq!(exit_of(&reaper, id).await, Some(ExitStatus::Exited(code)));
+        // The shell prints its own pid: the one the reaper reported for this container.
+        let printed = std::fs::read_to_string(dir.path().join(format!("{id}.stdout"))).unwrap();
+        assert_eq!(printed.trim(), pid.to_string(), "{id}");
+    }
+}

@@ -40,8 +40,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -172,7 +173,32 @@ pub(crate) struct CgroupDirs {
     has_pids: bool,
     /// The limits this agent run wrote into these cgroups, if it made or reused them.
     applied: Option<Limits>,
+    /// Control files of these cgroups opened so far, shared by every handle on them.
+    files: Arc<OpenFiles>,
 }
+
+/// Which controller's directory of a [`CgroupDirs`] a control file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hier {
+    Cpu,
+    Cpuacct,
+    Memory,
+    Pids,
+}
+
+/// A cgroup's control files, opened once and kept open for as long as the cgroup lives (but
+/// not its process lists, see [`CgroupIsolation::read_list`]).
+///
+/// An open file stays bound to its cgroup through renames, and `pread`/`pwrite` at offset 0
+/// read or set it anew each time, so a reused cgroup's counters and events are reset and read
+/// without any path lookup or `open`: on v1 that was about ten opens per short task, most of
+/// what the agent's side of cgroups cost beyond the renames (perf). The files close when the
+/// last handle on the cgroup goes, after it is removed.
+#[derive(Debug, Default)]
+struct OpenFiles(Mutex<Vec<(FileKey, Arc<fs::File>)>>);
+
+/// A control file by its directory, its name and whether it is open for writing.
+type FileKey = (Hier, &'static str, bool);
 
 impl CgroupDirs {
     fn new(cpu: PathBuf, cpuacct: PathBuf, memory: PathBuf, pids: PathBuf) -> Self {
@@ -190,6 +216,16 @@ impl CgroupDirs {
             unique,
             has_pids: true,
             applied: None,
+            files: Arc::default(),
+        }
+    }
+
+    fn dir(&self, hier: Hier) -> &Path {
+        match hier {
+            Hier::Cpu => &self.cpu,
+            Hier::Cpuacct => &self.cpuacct,
+            Hier::Memory => &self.memory,
+            Hier::Pids => &self.pids,
         }
     }
 
@@ -439,6 +475,8 @@ impl CgroupIsolation {
             };
             idle.cgroups.swap_remove(at)
         };
+        // Its open control files go with it.
+        dirs.files = Arc::clone(&idle_dirs.files);
         let result = self
             .rename_all(&idle_dirs, dirs)
             .and_then(|()| self.reset_counters(dirs))
@@ -469,14 +507,14 @@ impl CgroupIsolation {
         // The peak goes into an OOM message; the fail count says, on kernels that do not count
         // OOM kills, whether a SIGKILL was the OOM killer's.
         let files = [
-            dirs.cpuacct.join("cpuacct.usage"),
-            dirs.memory.join("memory.max_usage_in_bytes"),
-            dirs.memory.join("memory.failcnt"),
+            (Hier::Cpuacct, "cpuacct.usage"),
+            (Hier::Memory, "memory.max_usage_in_bytes"),
+            (Hier::Memory, "memory.failcnt"),
         ];
-        for file in files {
-            self.instance_fds
-                .write(&file, "0")
-                .map_err(|error| ContainerizerError::io("reset", &file, error))?;
+        for (hier, name) in files {
+            self.write_file(dirs, hier, name, "0").map_err(|error| {
+                ContainerizerError::io("reset", dirs.dir(hier).join(name), error)
+            })?;
         }
         Ok(())
     }
@@ -492,18 +530,19 @@ impl CgroupIsolation {
             idle.next += 1;
             format!("{IDLE_PREFIX}{}", idle.next)
         };
-        let oom = self.read_keyed(&dirs.memory.join("memory.oom_control"));
+        let oom = self.read_keyed(dirs, Hier::Memory, "memory.oom_control");
         let reusable = self.procs(dirs).is_empty()
             && oom.get("oom_kill") == Some(&0)
             && oom.get("under_oom") == Some(&0)
             && self
-                .read_u64(&dirs.memory.join("memory.usage_in_bytes"))
+                .read_u64(dirs, Hier::Memory, "memory.usage_in_bytes")
                 .is_some_and(|bytes| bytes <= REUSE_MAX_CHARGED);
         if !reusable {
             return false;
         }
         let mut idle_dirs = self.named_like(&name, dirs);
         idle_dirs.applied = dirs.applied;
+        idle_dirs.files = Arc::clone(&dirs.files);
         if let Err(error) = self.rename_all(dirs, &idle_dirs) {
             debug!(%error, "cannot keep a released cgroup; removing it");
             let _ = self.remove(&idle_dirs);
@@ -522,10 +561,7 @@ impl CgroupIsolation {
 
     /// Returns the processes in the container's cgroup.
     fn procs(&self, dirs: &CgroupDirs) -> Vec<Pid> {
-        let Ok(procs) = self
-            .instance_fds
-            .read_to_string(&dirs.memory.join("cgroup.procs"))
-        else {
+        let Ok(procs) = self.read_list(dirs, "cgroup.procs") else {
             return Vec::new();
         };
         procs
@@ -626,14 +662,14 @@ impl Isolation for CgroupIsolation {
         } else {
             ("memory.oom_control", "under_oom")
         };
-        let events = self.read_keyed(&dirs.memory.join(events_file));
+        let events = self.read_keyed(dirs, Hier::Memory, events_file);
         // Kernels before 4.13 do not count OOM kills; a SIGKILL while the cgroup is (or was)
         // out of memory is then the OOM killer's.
         let out_of_memory = || {
             events.get(oom_key).is_some_and(|&n| n > 0)
                 || (!self.v2()
                     && self
-                        .read_u64(&dirs.memory.join("memory.failcnt"))
+                        .read_u64(dirs, Hier::Memory, "memory.failcnt")
                         .is_some_and(|n| n > 0))
         };
         let oom_killed = events.get("oom_kill").is_some_and(|&n_kills| n_kills > 0);
@@ -645,8 +681,8 @@ impl Isolation for CgroupIsolation {
         } else {
             ("memory.limit_in_bytes", "memory.max_usage_in_bytes")
         };
-        let mib = |file: &str| {
-            self.read_u64(&dirs.memory.join(file)).map_or_else(
+        let mib = |file: &'static str| {
+            self.read_u64(dirs, Hier::Memory, file).map_or_else(
                 || "?".to_string(),
                 |bytes| (bytes / (1024 * 1024)).to_string(),
             )
@@ -678,45 +714,48 @@ impl Isolation for CgroupIsolation {
     }
 
     fn usage(&self, dirs: &CgroupDirs, _leader: Pid) -> Result<Usage, ContainerizerError> {
-        let read = |path: PathBuf| {
-            self.read_u64(&path).ok_or_else(|| {
-                ContainerizerError::io("read", path, io::Error::other("missing or not a number"))
+        let read = |hier: Hier, name: &'static str| {
+            self.read_u64(dirs, hier, name).ok_or_else(|| {
+                ContainerizerError::io(
+                    "read",
+                    dirs.dir(hier).join(name),
+                    io::Error::other("missing or not a number"),
+                )
             })
         };
-        let limit_bytes = |path: PathBuf| -> Option<u64> {
+        let limit_bytes = |name: &'static str| -> Option<u64> {
             // "max" (v2) or a page-rounded i64::MAX (v1) mean no limit.
-            self.read_u64(&path).filter(|&bytes| bytes < 1 << 62)
+            self.read_u64(dirs, Hier::Memory, name)
+                .filter(|&bytes| bytes < 1 << 62)
         };
         let mut usage = Usage::default();
         if self.v2() {
-            let cpu = self.read_keyed(&dirs.cpu.join("cpu.stat"));
+            let cpu = self.read_keyed(dirs, Hier::Cpu, "cpu.stat");
             usage.cpu_user_secs = *cpu.get("user_usec").unwrap_or(&0) as f64 / 1e6;
             usage.cpu_system_secs = *cpu.get("system_usec").unwrap_or(&0) as f64 / 1e6;
-            usage.mem_usage_bytes = Some(read(dirs.memory.join("memory.current"))?);
-            usage.mem_limit_bytes = limit_bytes(dirs.memory.join("memory.max"));
+            usage.mem_usage_bytes = Some(read(Hier::Memory, "memory.current")?);
+            usage.mem_limit_bytes = limit_bytes("memory.max");
             usage.mem_rss_bytes = *self
-                .read_keyed(&dirs.memory.join("memory.stat"))
+                .read_keyed(dirs, Hier::Memory, "memory.stat")
                 .get("anon")
                 .unwrap_or(&0);
         } else {
-            usage.cpu_user_secs = read(dirs.cpuacct.join("cpuacct.usage_user"))? as f64 / 1e9;
-            usage.cpu_system_secs = read(dirs.cpuacct.join("cpuacct.usage_sys"))? as f64 / 1e9;
-            usage.mem_usage_bytes = Some(read(dirs.memory.join("memory.usage_in_bytes"))?);
-            usage.mem_limit_bytes = limit_bytes(dirs.memory.join("memory.limit_in_bytes"));
+            usage.cpu_user_secs = read(Hier::Cpuacct, "cpuacct.usage_user")? as f64 / 1e9;
+            usage.cpu_system_secs = read(Hier::Cpuacct, "cpuacct.usage_sys")? as f64 / 1e9;
+            usage.mem_usage_bytes = Some(read(Hier::Memory, "memory.usage_in_bytes")?);
+            usage.mem_limit_bytes = limit_bytes("memory.limit_in_bytes");
             usage.mem_rss_bytes = *self
-                .read_keyed(&dirs.memory.join("memory.stat"))
+                .read_keyed(dirs, Hier::Memory, "memory.stat")
                 .get("total_rss")
                 .unwrap_or(&0);
         }
         usage.pids = if dirs.has_pids {
-            read(dirs.pids.join("pids.current"))?
+            read(Hier::Pids, "pids.current")?
         } else {
             // v1 lists the container's threads in each of its cgroups, as pids.current counts.
-            let tasks = dirs.memory.join("tasks");
-            let listed = self
-                .instance_fds
-                .read_to_string(&tasks)
-                .map_err(|error| ContainerizerError::io("read", tasks, error))?;
+            let listed = self.read_list(dirs, "tasks").map_err(|error| {
+                ContainerizerError::io("read", dirs.memory.join("tasks"), error)
+            })?;
             listed.lines().count() as u64
         };
         Ok(usage)
@@ -826,18 +865,6 @@ impl InstanceFds {
         Ok(fs::File::from(fd))
     }
 
-    fn read_to_string(&self, path: &Path) -> io::Result<String> {
-        let mut content = String::new();
-        self.open_file(path, OFlags::RDONLY)?
-            .read_to_string(&mut content)?;
-        Ok(content)
-    }
-
-    fn write(&self, path: &Path, content: &str) -> io::Result<()> {
-        self.open_file(path, OFlags::WRONLY)?
-            .write_all(content.as_bytes())
-    }
-
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         match (self.split(from), self.split(to)) {
             (Some((from_dir, from)), Some((to_dir, to))) => {
@@ -861,13 +888,95 @@ impl CgroupIsolation {
             })
     }
 
-    fn read_u64(&self, path: &Path) -> Option<u64> {
-        parse_u64(&self.instance_fds.read_to_string(path).ok()?)
+    /// The open control file `name` of `dirs`' `hier` cgroup, opened now if it is not yet.
+    fn file(
+        &self,
+        dirs: &CgroupDirs,
+        hier: Hier,
+        name: &'static str,
+        write: bool,
+    ) -> io::Result<Arc<fs::File>> {
+        let key = (hier, name, write);
+        let mut files = dirs
+            .files
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, file)) = files.iter().find(|(open, _)| *open == key) {
+            return Ok(Arc::clone(file));
+        }
+        let flags = if write {
+            OFlags::WRONLY
+        } else {
+            OFlags::RDONLY
+        };
+        let file = Arc::new(
+            self.instance_fds
+                .open_file(&dirs.dir(hier).join(name), flags)?,
+        );
+        files.push((key, Arc::clone(&file)));
+        Ok(file)
     }
 
-    fn read_keyed(&self, path: &Path) -> HashMap<String, u64> {
-        self.instance_fds
-            .read_to_string(path)
+    /// Reads a control file whole, from its start.
+    fn read_file(&self, dirs: &CgroupDirs, hier: Hier, name: &'static str) -> io::Result<String> {
+        let file = self.file(dirs, hier, name, false)?;
+        let mut content = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = file.read_at(&mut buffer, content.len() as u64)?;
+            if n == 0 {
+                break;
+            }
+            content.extend_from_slice(&buffer[..n]);
+        }
+        String::from_utf8(content)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    }
+
+    /// Reads a list of processes or threads (`cgroup.procs`, `tasks`) of the memory cgroup,
+    /// from a file opened for this read alone: v1 keeps the list an open file read first for
+    /// about a second, so a kept file would show processes that left and miss those that came.
+    fn read_list(&self, dirs: &CgroupDirs, name: &str) -> io::Result<String> {
+        let mut file = self
+            .instance_fds
+            .open_file(&dirs.memory.join(name), OFlags::RDONLY)?;
+        let mut content = String::new();
+        io::Read::read_to_string(&mut file, &mut content)?;
+        Ok(content)
+    }
+
+    /// Writes `content` into a control file in one write, as the kernel takes it.
+    fn write_file(
+        &self,
+        dirs: &CgroupDirs,
+        hier: Hier,
+        name: &'static str,
+        content: &str,
+    ) -> io::Result<()> {
+        let file = self.file(dirs, hier, name, true)?;
+        let written = file.write_at(content.as_bytes(), 0)?;
+        if written == content.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write to a cgroup file",
+            ))
+        }
+    }
+
+    fn read_u64(&self, dirs: &CgroupDirs, hier: Hier, name: &'static str) -> Option<u64> {
+        parse_u64(&self.read_file(dirs, hier, name).ok()?)
+    }
+
+    fn read_keyed(
+        &self,
+        dirs: &CgroupDirs,
+        hier: Hier,
+        name: &'static str,
+    ) -> HashMap<String, u64> {
+        self.read_file(dirs, hier, name)
             .map(|content| parse_keyed(&content))
             .unwrap_or_default()
     }
