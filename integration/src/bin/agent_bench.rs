@@ -21,7 +21,11 @@
 //! reports tasks per second, the ratio to the baseline, and the CPU time per task of the agent's
 //! process (this process) and of the processes it started (tasks and the reaper, which is a
 //! child of this process while it lives, but is counted only when it exits: so at the end of
-//! each phase the agent is stopped and the reaper with it).
+//! each phase the agent is stopped and the reaper with it). A second line gives the whole
+//! machine's share of the phase (`/proc/stat`): busy CPU per task, which includes the kernel's
+//! own threads (block I/O, cgroup teardown) that no process is charged for; idle, which says
+//! whether the phase was bound by CPU or by waiting; and steal, which says the hypervisor took
+//! CPU away from this machine (figures of a run with much steal are not worth comparing).
 
 // The benchmark's product is its report on stdout.
 #![allow(clippy::print_stdout)]
@@ -82,7 +86,9 @@ fn main() -> anyhow::Result<()> {
     );
     actix_rt::System::new().block_on(async move {
         let cpu_before = cpu_times();
+        let machine_before = MachineCpu::now()?;
         let baseline = baseline(args.tasks, args.window).await?;
+        let machine = MachineCpu::now()?.since(&machine_before);
         let cpu_after = cpu_times();
         println!(
             "{:<44}  {:>8.0} tasks/s  ({:.2} s; CPU per task: {:.2} ms spawner, {:.2} ms tasks)",
@@ -92,6 +98,7 @@ fn main() -> anyhow::Result<()> {
             cpu_after.0.saturating_sub(cpu_before.0).as_secs_f64() * 1000.0 / args.tasks as f64,
             cpu_after.1.saturating_sub(cpu_before.1).as_secs_f64() * 1000.0 / args.tasks as f64,
         );
+        machine.print(args.tasks);
         let mut isolations = vec![("posix", Isolation::Posix)];
         if !args.no_cgroups {
             isolations.push(("cgroups", Isolation::Cgroups));
@@ -117,7 +124,9 @@ fn main() -> anyhow::Result<()> {
                 work_dir: args.work_dir.as_deref(),
                 fsync: !args.no_fsync,
             };
+            let machine_before = MachineCpu::now()?;
             let (elapsed, cpu) = agent_phase(&setup, isolation, checkpoint, &mut work_dirs).await?;
+            let machine = MachineCpu::now()?.since(&machine_before);
             println!(
                 "{name:<44}  {:>8.0} tasks/s  ({:.2} s, {:.2} of baseline; CPU per task: {:.2} ms agent process, {:.2} ms tasks and executors)",
                 rate(args.tasks, elapsed),
@@ -126,6 +135,7 @@ fn main() -> anyhow::Result<()> {
                 cpu.0.as_secs_f64() * 1000.0 / args.tasks as f64,
                 cpu.1.as_secs_f64() * 1000.0 / args.tasks as f64,
             );
+            machine.print(args.tasks);
         }
         Ok(())
     })
@@ -327,4 +337,62 @@ async fn agent_phase(
     agent.stop_and_destroy().await;
     node.shutdown();
     Ok((elapsed, cpu))
+}
+
+/// The whole machine's CPU time by kind, from the first line of `/proc/stat`.
+struct MachineCpu {
+    busy: Duration,
+    idle: Duration,
+    steal: Duration,
+}
+
+impl MachineCpu {
+    fn now() -> anyhow::Result<MachineCpu> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("cpu "))
+            .context("/proc/stat has no cpu line")?
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        // user nice system idle iowait irq softirq steal (guest times are within user).
+        anyhow::ensure!(ticks.len() >= 8, "/proc/stat cpu line is too short");
+        let per_second = rustix::param::clock_ticks_per_second() as f64;
+        let time = |t: u64| Duration::from_secs_f64(t as f64 / per_second);
+        Ok(MachineCpu {
+            busy: time(ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]),
+            idle: time(ticks[3] + ticks[4]),
+            steal: time(ticks[7]),
+        })
+    }
+
+    fn since(&self, before: &MachineCpu) -> MachineCpu {
+        MachineCpu {
+            busy: self.busy.saturating_sub(before.busy),
+            idle: self.idle.saturating_sub(before.idle),
+            steal: self.steal.saturating_sub(before.steal),
+        }
+    }
+
+    fn print(&self, tasks: usize) {
+        println!(
+            "{:<44}  machine: {:.2} ms busy CPU per task, {:.0}% idle, {:.0}% steal",
+            "",
+            self.busy.as_secs_f64() * 1000.0 / tasks as f64,
+            self.share(self.idle) * 100.0,
+            self.share(self.steal) * 100.0,
+        );
+    }
+
+    /// `part` as a share of all the CPU time that passed.
+    fn share(&self, part: Duration) -> f64 {
+        let all = (self.busy + self.idle + self.steal).as_secs_f64();
+        if all == 0.0 {
+            0.0
+        } else {
+            part.as_secs_f64() / all
+        }
+    }
 }
