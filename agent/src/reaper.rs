@@ -347,9 +347,7 @@ fn start_leader(request: &SpawnRequest) -> io::Result<spawn::Spawned> {
         program: &request.program,
         argv: &request.argv,
         env: &request.env,
-        working_dir: &request.working_dir,
-        stdout: spawn::open_output(&request.stdout)?,
-        stderr: spawn::open_output(&request.stderr)?,
+        outputs: spawn::Outputs::open(&request.working_dir, &request.stdout, &request.stderr)?,
         attach_files: &request.attach_files,
         user: request.user.as_ref(),
     })

@@ -398,6 +398,25 @@ async fn a_failure_between_clone_and_exec_says_which_step_failed() {
         "{error}: {}",
         std::error::Error::source(&error).map_or(String::new(), ToString::to_string)
     );
-    assert!(message.contains("enter the working directory"), "{message}");
+    assert!(
+        message.contains("enter the working directory") && message.contains("no-such-dir"),
+        "{message}"
+    );
+    assert!(containerizer.containers().is_empty());
+
+    // A step of the child itself: the program is there but may not be executed.
+    let program = sandbox.path("not-executable");
+    std::fs::write(&program, "#!/bin/sh\ntrue\n").unwrap();
+    let error = containerizer
+        .launch(
+            container_id("not-executable"),
+            sandbox.spec(CommandLine::argv([program.display().to_string()])),
+        )
+        .expect_err("not executable");
+    let message = format!(
+        "{error}: {}",
+        std::error::Error::source(&error).map_or(String::new(), ToString::to_string)
+    );
+    assert!(message.contains("execute the command"), "{message}");
     assert!(containerizer.containers().is_empty());
 }

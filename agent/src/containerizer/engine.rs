@@ -3,10 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
-use std::fs::File;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
@@ -167,10 +165,14 @@ impl<I: Isolation> Engine<I> {
         let user = spec.user.as_deref().map(resolve_user).transpose()?;
         let starter = match self.reaper.get().filter(|_| spec.outlive_agent) {
             Some(reaper) => Starter::Reaper(reaper.clone()),
-            None => Starter::Agent {
-                stdout: open_output(&spec.stdout_path)?,
-                stderr: open_output(&spec.stderr_path)?,
-            },
+            None => Starter::Agent(
+                spawn::Outputs::open(&spec.working_dir, &spec.stdout_path, &spec.stderr_path)
+                    .map_err(|error| ContainerizerError::Io {
+                        op: error.op,
+                        path: error.path,
+                        source: error.source,
+                    })?,
+            ),
         };
         let (program, argv) = match &spec.command {
             CommandLine::Shell(line) => (
@@ -246,14 +248,12 @@ impl<I: Isolation> Engine<I> {
                     Box::pin(reaper_exit(&reaper, &container_id, leader)),
                 )
             }
-            Starter::Agent { stdout, stderr } => {
+            Starter::Agent(outputs) => {
                 let spawned = spawn::spawn(SpawnSpec {
                     program: &command.program,
                     argv: &command.argv,
                     env: &spec.env,
-                    working_dir: &spec.working_dir,
-                    stdout,
-                    stderr,
+                    outputs,
                     attach_files: &attach_files,
                     user: command.user.as_ref(),
                 });
@@ -689,10 +689,6 @@ pub(crate) fn signal_group(leader: Pid, signal: Signal) -> bool {
     rustix::process::kill_process_group(leader, signal).is_ok()
 }
 
-fn open_output(path: &Path) -> Result<File, ContainerizerError> {
-    spawn::open_output(path).map_err(|source| ContainerizerError::io("open", path, source))
-}
-
 /// What [`Engine::launch`] resolves and opens for a leader before it claims the container's ID.
 struct LeaderCommand {
     program: String,
@@ -703,8 +699,8 @@ struct LeaderCommand {
 
 /// Who clones the leader.
 enum Starter {
-    /// The agent, with the command's stdout and stderr opened here.
-    Agent { stdout: File, stderr: File },
+    /// The agent, with the command's working directory, stdout and stderr opened here.
+    Agent(spawn::Outputs),
     /// The reaper, for a container that is to outlive the agent; it opens the outputs itself.
     Reaper(Reaper),
 }

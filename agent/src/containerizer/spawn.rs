@@ -31,6 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use rustix::fs::{Mode, OFlags};
 use rustix::process::Pid;
 
 /// The child's stack: it makes a few dozen system calls through thin libc wrappers and nothing
@@ -54,9 +55,8 @@ pub(crate) struct SpawnSpec<'a> {
     pub argv: &'a [String],
     /// The whole environment.
     pub env: &'a [(String, String)],
-    pub working_dir: &'a Path,
-    pub stdout: File,
-    pub stderr: File,
+    /// The working directory with the command's stdout and stderr, see [`Outputs::open`].
+    pub outputs: Outputs,
     /// `cgroup.procs` files the child writes `0` into, before anything else of the command runs.
     pub attach_files: &'a [PathBuf],
     pub user: Option<&'a SpawnUser>,
@@ -125,7 +125,7 @@ struct ChildArgs {
     program: CString,
     argv: Vec<*const c_char>,
     envp: Vec<*const c_char>,
-    working_dir: CString,
+    working_dir: RawFd,
     attach_files: Vec<*const c_char>,
     stdin: RawFd,
     stdout: RawFd,
@@ -136,12 +136,84 @@ struct ChildArgs {
     failed_errno: AtomicI32,
 }
 
-/// Opens a leader's stdout or stderr file: created if missing, appended to otherwise.
+/// A leader's working directory (an `O_PATH` handle the child enters with `fchdir`) and its
+/// stdout and stderr files.
+pub(crate) struct Outputs {
+    working_dir: OwnedFd,
+    stdout: File,
+    stderr: File,
+}
+
+impl Outputs {
+    /// Opens the working directory, and the output files (created if missing, appended to
+    /// otherwise) relative to it when they are in it, as a sandbox's are: one walk of the
+    /// sandbox's long path instead of three (perf: most of what opening them cost).
+    pub(crate) fn open(
+        working_dir: &Path,
+        stdout: &Path,
+        stderr: &Path,
+    ) -> Result<Outputs, OutputsError> {
+        let dir = rustix::fs::open(
+            working_dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|error| OutputsError {
+            op: "enter the working directory",
+            path: working_dir.to_path_buf(),
+            source: error.into(),
+        })?;
+        let output = |path: &Path| -> Result<File, OutputsError> {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC;
+            let mode = Mode::from_raw_mode(0o666);
+            let opened = match (path.parent(), path.file_name()) {
+                (Some(parent), Some(name)) if parent == working_dir => {
+                    rustix::fs::openat(&dir, name, flags, mode)
+                }
+                _ => rustix::fs::open(path, flags, mode),
+            };
+            opened.map(File::from).map_err(|error| OutputsError {
+                op: "open",
+                path: path.to_path_buf(),
+                source: error.into(),
+            })
+        };
+        Ok(Outputs {
+            stdout: output(stdout)?,
+            stderr: output(stderr)?,
+            working_dir: dir,
+        })
+    }
+}
+
+/// Opens a file for appending, created if missing (the reaper's log).
 pub(crate) fn open_output(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
+}
+
+/// Why [`Outputs::open`] failed.
+#[derive(Debug)]
+pub(crate) struct OutputsError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+impl From<OutputsError> for io::Error {
+    fn from(error: OutputsError) -> Self {
+        io::Error::new(
+            error.source.kind(),
+            format!(
+                "cannot {} {}: {}",
+                error.op,
+                error.path.display(),
+                error.source
+            ),
+        )
+    }
 }
 
 /// Starts the leader; see the module docs.
@@ -170,13 +242,18 @@ pub(crate) fn spawn(spec: SpawnSpec<'_>) -> io::Result<Spawned> {
     // The child dup2s these onto 0, 1 and 2, so none of them may already be one of those (an
     // agent started with its stdio closed gets low descriptors for its files).
     let stdin = above_stdio(stdin.into())?;
-    let stdout = above_stdio(spec.stdout.into())?;
-    let stderr = above_stdio(spec.stderr.into())?;
+    let Outputs {
+        working_dir,
+        stdout,
+        stderr,
+    } = spec.outputs;
+    let stdout = above_stdio(stdout.into())?;
+    let stderr = above_stdio(stderr.into())?;
     let mut args = ChildArgs {
         program,
         argv: null_terminated(&argv_storage),
         envp: null_terminated(&env_storage),
-        working_dir: cstring(spec.working_dir.as_os_str().as_bytes())?,
+        working_dir: working_dir.as_raw_fd(),
         attach_files: attach_storage.iter().map(|file| file.as_ptr()).collect(),
         stdin: stdin.as_raw_fd(),
         stdout: stdout.as_raw_fd(),
@@ -308,7 +385,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 return fail(Step::Stdio);
             }
         }
-        if libc::chdir(args.working_dir.as_ptr()) != 0 {
+        if libc::fchdir(args.working_dir) != 0 {
             return fail(Step::WorkingDir);
         }
         if let Some((uid, gid, groups)) = &args.user {
