@@ -300,11 +300,7 @@ impl Spawner {
                             .unwrap_or_else(PoisonError::into_inner)
                             .recv();
                         let Ok(request) = request else { return };
-                        let started = Started {
-                            result: start_leader(&request),
-                            container_id: request.container_id,
-                            program: request.program,
-                        };
+                        let started = Started::leader(request);
                         done.lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .push(started);
@@ -341,16 +337,27 @@ impl Spawner {
     }
 }
 
-/// Starts a container's leader, as a spawn thread does.
-fn start_leader(request: &SpawnRequest) -> io::Result<spawn::Spawned> {
-    spawn::spawn(SpawnSpec {
-        program: &request.program,
-        argv: &request.argv,
-        env: &request.env,
-        outputs: spawn::Outputs::open(&request.working_dir, &request.stdout, &request.stderr)?,
-        attach_files: &request.attach_files,
-        user: request.user.as_ref(),
-    })
+impl Started {
+    /// Starts the leader `request` asks for, as a spawn thread does.
+    fn leader(request: SpawnRequest) -> Started {
+        let result = spawn::Outputs::open(&request.working_dir, &request.stdout, &request.stderr)
+            .map_err(io::Error::other)
+            .and_then(|outputs| {
+                spawn::spawn(SpawnSpec {
+                    program: &request.program,
+                    argv: &request.argv,
+                    env: &request.env,
+                    outputs,
+                    attach_files: &request.attach_files,
+                    user: request.user.as_ref(),
+                })
+            });
+        Started {
+            container_id: request.container_id,
+            program: request.program,
+            result,
+        }
+    }
 }
 
 struct Server {
@@ -623,12 +630,7 @@ impl Server {
             Request::Spawn(request) => {
                 if let Err(request) = self.spawner.submit(request) {
                     warn!("reaper spawn threads are gone; spawning in the event loop");
-                    let started = Started {
-                        result: start_leader(&request),
-                        container_id: request.container_id,
-                        program: request.program,
-                    };
-                    self.started(started);
+                    self.started(Started::leader(*request));
                 }
             }
             Request::Forget { container_id } => self.drop_exit(&container_id),

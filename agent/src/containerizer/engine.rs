@@ -165,14 +165,11 @@ impl<I: Isolation> Engine<I> {
         let user = spec.user.as_deref().map(resolve_user).transpose()?;
         let starter = match self.reaper.get().filter(|_| spec.outlive_agent) {
             Some(reaper) => Starter::Reaper(reaper.clone()),
-            None => Starter::Agent(
-                spawn::Outputs::open(&spec.working_dir, &spec.stdout_path, &spec.stderr_path)
-                    .map_err(|error| ContainerizerError::Io {
-                        op: error.op,
-                        path: error.path,
-                        source: error.source,
-                    })?,
-            ),
+            None => Starter::Agent(spawn::Outputs::open(
+                &spec.working_dir,
+                &spec.stdout_path,
+                &spec.stderr_path,
+            )?),
         };
         let (program, argv) = match &spec.command {
             CommandLine::Shell(line) => (

@@ -34,6 +34,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use rustix::fs::{Mode, OFlags};
 use rustix::process::Pid;
 
+use super::ContainerizerError;
+
 /// The child's stack: it makes a few dozen system calls through thin libc wrappers and nothing
 /// else, so this is ample (glibc's `posix_spawn` gives its child about 32 KiB).
 const CHILD_STACK_BYTES: usize = 64 * 1024;
@@ -152,18 +154,16 @@ impl Outputs {
         working_dir: &Path,
         stdout: &Path,
         stderr: &Path,
-    ) -> Result<Outputs, OutputsError> {
+    ) -> Result<Outputs, ContainerizerError> {
         let dir = rustix::fs::open(
             working_dir,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|error| OutputsError {
-            op: "enter the working directory",
-            path: working_dir.to_path_buf(),
-            source: error.into(),
+        .map_err(|error| {
+            ContainerizerError::io("enter the working directory", working_dir, error.into())
         })?;
-        let output = |path: &Path| -> Result<File, OutputsError> {
+        let output = |path: &Path| -> Result<File, ContainerizerError> {
             let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::CLOEXEC;
             let mode = Mode::from_raw_mode(0o666);
             let opened = match (path.parent(), path.file_name()) {
@@ -172,11 +172,9 @@ impl Outputs {
                 }
                 _ => rustix::fs::open(path, flags, mode),
             };
-            opened.map(File::from).map_err(|error| OutputsError {
-                op: "open",
-                path: path.to_path_buf(),
-                source: error.into(),
-            })
+            opened
+                .map(File::from)
+                .map_err(|error| ContainerizerError::io("open", path, error.into()))
         };
         Ok(Outputs {
             stdout: output(stdout)?,
@@ -192,28 +190,6 @@ pub(crate) fn open_output(path: &Path) -> io::Result<File> {
         .create(true)
         .append(true)
         .open(path)
-}
-
-/// Why [`Outputs::open`] failed.
-#[derive(Debug)]
-pub(crate) struct OutputsError {
-    pub op: &'static str,
-    pub path: PathBuf,
-    pub source: io::Error,
-}
-
-impl From<OutputsError> for io::Error {
-    fn from(error: OutputsError) -> Self {
-        io::Error::new(
-            error.source.kind(),
-            format!(
-                "cannot {} {}: {}",
-                error.op,
-                error.path.display(),
-                error.source
-            ),
-        )
-    }
 }
 
 /// Starts the leader; see the module docs.
